@@ -1,1 +1,322 @@
-//! (in progress)
+//! `rampart.toml`: the configuration schema, strictly parsed (unknown keys are errors),
+//! validated and built into runtime jails. Shared by the offline commands (`replay`) and
+//! the daemon, which is why it is its own crate rather than part of `rampart-daemon`.
+//!
+//! ```toml
+//! [defaults]
+//! timezone = "local"
+//! allow = ["192.0.2.0/24"]
+//!
+//! [[jail]]
+//! name = "sshd"
+//! filter = "sshd"
+//! logs = ["/var/log/auth.log"]
+//! max_failures = 5
+//! window = "10m"
+//! ban_for = "10m"
+//! [jail.escalation]
+//! factor = 2.0
+//! max = "1w"
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use rampart_core::{parse_duration, JailName};
+use rampart_detect::{AllowList, Escalation, JailPolicy};
+use rampart_filter::time::Zone;
+use rampart_filter::Filter;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Settings every jail inherits.
+    #[serde(default)]
+    pub defaults: DefaultsConfig,
+    /// The jails.
+    #[serde(default)]
+    pub jail: Vec<Spanned<JailConfig>>,
+}
+
+/// `[defaults]`: values every jail inherits unless it sets its own.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultsConfig {
+    /// Time zone of log timestamps that carry none (syslog): `"local"` (default), `"UTC"`,
+    /// a fixed offset such as `"+01:00"`, or an IANA name such as `"Europe/Zurich"`.
+    pub timezone: Option<String>,
+    /// Addresses and CIDRs that are never banned, in every jail (added to each jail's own).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Failures needed for a ban (default 5).
+    pub max_failures: Option<u32>,
+    /// The sliding window the failures must fall in (default `"10m"`).
+    pub window: Option<String>,
+    /// How long a first ban lasts (default `"10m"`).
+    pub ban_for: Option<String>,
+    /// IPv6 offenders are grouped by this prefix length (default 64).
+    pub ipv6_prefix: Option<u8>,
+    /// Most offenders a jail tracks at once; the least recently seen is evicted (default
+    /// 100,000).
+    pub max_offenders: Option<usize>,
+    /// How late (in log time) a failure may arrive and still be counted exactly (default
+    /// `"1m"`).
+    pub reorder_tolerance: Option<String>,
+}
+
+/// `[[jail]]`: one filter over some logs, with its counting and banning rules.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JailConfig {
+    /// The jail's name (letters, digits, `_`, `-`, `.`).
+    pub name: String,
+    /// A built-in filter name (`rampart filter list`) or a path to a filter file, relative
+    /// to this config file.
+    pub filter: String,
+    /// Log files (globs allowed) this jail reads when run as a daemon.
+    #[serde(default)]
+    pub logs: Vec<String>,
+    /// Failures needed for a ban.
+    pub max_failures: Option<u32>,
+    /// The sliding window the failures must fall in.
+    pub window: Option<String>,
+    /// How long a first ban lasts.
+    pub ban_for: Option<String>,
+    /// Addresses and CIDRs this jail never bans.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// IPv6 grouping prefix for this jail.
+    pub ipv6_prefix: Option<u8>,
+    /// Most offenders tracked by this jail.
+    pub max_offenders: Option<usize>,
+    /// How late a failure may arrive and still be counted exactly.
+    pub reorder_tolerance: Option<String>,
+    /// Longer bans for repeat offenders.
+    pub escalation: Option<EscalationConfig>,
+}
+
+/// `[jail.escalation]`: each repeat ban lasts `factor` times the previous one, up to `max`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationConfig {
+    /// Multiplier per earlier ban (at least 1; default 2).
+    pub factor: Option<f64>,
+    /// The longest a ban may become (default `"1w"`).
+    pub max: Option<String>,
+    /// Earlier bans are forgotten when the last one ended longer ago than this (default
+    /// `"7d"`).
+    pub forget_after: Option<String>,
+}
+
+/// A validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The zone for zone-less timestamps.
+    pub zone: Zone,
+    /// The jails, in file order.
+    pub jails: Vec<Jail>,
+}
+
+/// A validated jail.
+#[derive(Debug)]
+pub struct Jail {
+    /// Its counting and banning policy.
+    pub policy: JailPolicy,
+    /// Its compiled filter.
+    pub filter: Arc<Filter>,
+    /// Its log paths (globs).
+    pub logs: Vec<String>,
+}
+
+/// A configuration error. It names the file and, where known, the line and the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The config file.
+    pub path: String,
+    /// The line, when known.
+    pub line: Option<usize>,
+    /// What is wrong, naming the key.
+    pub message: String,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.display().to_string(),
+            line: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates config text; `path` names it in errors and anchors relative
+    /// filter paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let p = path.display().to_string();
+        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError {
+            path: p.clone(),
+            line: e.span().map(|s| line_of(text, s.start)),
+            message: e.message().to_owned(),
+        })?;
+        let err = |line: Option<usize>, message: String| ConfigError {
+            path: p.clone(),
+            line,
+            message,
+        };
+        let d = &file.defaults;
+        let zone = Zone::parse(d.timezone.as_deref().unwrap_or("local"))
+            .map_err(|e| err(None, format!("defaults.timezone: {e}")))?;
+        let global_allow =
+            parse_nets(&d.allow).map_err(|m| err(None, format!("defaults.allow: {m}")))?;
+        let dur = |v: &Option<String>,
+                   default: &str,
+                   key: &str,
+                   line: Option<usize>|
+         -> Result<Duration, ConfigError> {
+            parse_duration(v.as_deref().unwrap_or(default))
+                .map_err(|e| err(line, format!("{key}: {e}")))
+        };
+        let opt_dur = |v: &Option<String>,
+                       default: Duration,
+                       key: &str,
+                       line: Option<usize>|
+         -> Result<Duration, ConfigError> {
+            match v {
+                Some(_) => dur(v, "", key, line),
+                None => Ok(default),
+            }
+        };
+        // Validate the defaults themselves even when every jail overrides them.
+        let def_window = opt_dur(
+            &d.window,
+            JailPolicy::DEFAULT_WINDOW,
+            "defaults.window",
+            None,
+        )?;
+        let def_ban = opt_dur(
+            &d.ban_for,
+            JailPolicy::DEFAULT_BAN_FOR,
+            "defaults.ban_for",
+            None,
+        )?;
+        let def_tol = opt_dur(
+            &d.reorder_tolerance,
+            JailPolicy::DEFAULT_REORDER_TOLERANCE,
+            "defaults.reorder_tolerance",
+            None,
+        )?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut jails = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for spanned in &file.jail {
+            let line = Some(line_of(text, spanned.span().start));
+            let j = spanned.get_ref();
+            let key = |k: &str| format!("jail {:?}: {k}", j.name);
+            let name = JailName::new(&j.name).map_err(|e| err(line, format!("jail name: {e}")))?;
+            if !names.insert(j.name.clone()) {
+                return Err(err(line, format!("jail {:?} is defined twice", j.name)));
+            }
+            let filter = load_filter(base, &j.filter)
+                .map_err(|e| err(line, format!("{}: {e}", key("filter"))))?;
+            let mut allow = global_allow.clone();
+            allow.extend(
+                parse_nets(&j.allow).map_err(|m| err(line, format!("{}: {m}", key("allow"))))?,
+            );
+            let window = opt_dur(&j.window, def_window, &key("window"), line)?;
+            let ban_for = opt_dur(&j.ban_for, def_ban, &key("ban_for"), line)?;
+            let reorder_tolerance = opt_dur(
+                &j.reorder_tolerance,
+                def_tol,
+                &key("reorder_tolerance"),
+                line,
+            )?;
+            let escalation = match &j.escalation {
+                None => None,
+                Some(e) => Some(Escalation {
+                    factor: e.factor.unwrap_or(2.0),
+                    max: dur(&e.max, "1w", &key("escalation.max"), line)?,
+                    forget_after: dur(
+                        &e.forget_after,
+                        "7d",
+                        &key("escalation.forget_after"),
+                        line,
+                    )?,
+                }),
+            };
+            let policy = JailPolicy {
+                jail: name,
+                max_failures: j
+                    .max_failures
+                    .or(d.max_failures)
+                    .unwrap_or(JailPolicy::DEFAULT_MAX_FAILURES),
+                window,
+                ban_for,
+                escalation,
+                allow: AllowList::new(allow),
+                ipv6_prefix: j
+                    .ipv6_prefix
+                    .or(d.ipv6_prefix)
+                    .unwrap_or(JailPolicy::DEFAULT_IPV6_PREFIX),
+                max_offenders: j
+                    .max_offenders
+                    .or(d.max_offenders)
+                    .unwrap_or(JailPolicy::DEFAULT_MAX_OFFENDERS),
+                reorder_tolerance,
+            };
+            // Let the detector validate the numbers, so the rules live in one place.
+            rampart_detect::JailDetector::new(policy.clone())
+                .map_err(|e| err(line, format!("jail {:?}: {e}", j.name)))?;
+            jails.push(Jail {
+                policy,
+                filter: Arc::new(filter),
+                logs: j.logs.clone(),
+            });
+        }
+        if jails.is_empty() {
+            return Err(err(None, "no [[jail]] is configured".into()));
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            zone,
+            jails,
+        })
+    }
+}
+
+fn load_filter(base: &Path, spec: &str) -> Result<Filter, rampart_filter::FilterError> {
+    if spec.contains('/') && !Path::new(spec).is_absolute() {
+        let joined = base.join(spec);
+        return rampart_filter::load(&joined.to_string_lossy());
+    }
+    rampart_filter::load(spec)
+}
+
+/// Parses addresses and CIDRs (`192.0.2.1`, `198.51.100.0/24`, `2001:db8::/32`).
+pub fn parse_nets(items: &[String]) -> Result<Vec<IpNet>, String> {
+    items
+        .iter()
+        .map(|s| {
+            let s = s.trim();
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{s:?} is not an address or CIDR"))
+        })
+        .collect()
+}

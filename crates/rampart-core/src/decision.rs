@@ -26,7 +26,8 @@ pub struct Ban {
     pub first_failure: Timestamp,
     /// Log time of the last counted failure.
     pub last_failure: Timestamp,
-    /// When the ban starts (the last failure's log time).
+    /// When the ban starts: the log time of the failure that tipped it (with out-of-order
+    /// logs, `last_failure` can be later).
     pub start: Timestamp,
     /// When the ban ends.
     pub end: Timestamp,

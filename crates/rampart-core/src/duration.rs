@@ -90,8 +90,14 @@ mod tests {
         assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration("1d 12h").unwrap(), Duration::from_secs(129_600));
-        assert_eq!(parse_duration("2w").unwrap(), Duration::from_secs(1_209_600));
+        assert_eq!(
+            parse_duration("1d 12h").unwrap(),
+            Duration::from_secs(129_600)
+        );
+        assert_eq!(
+            parse_duration("2w").unwrap(),
+            Duration::from_secs(1_209_600)
+        );
         assert_eq!(parse_duration("600").unwrap(), Duration::from_secs(600));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
     }

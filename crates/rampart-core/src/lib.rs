@@ -13,7 +13,9 @@ pub use addr::Offender;
 pub use decision::{Ban, Failure};
 pub use duration::{format_duration, parse_duration};
 pub use jail::JailName;
-pub use time::{civil_from_days, days_from_civil, days_in_month, is_leap, Civil, Clock, SystemClock, Timestamp};
+pub use time::{
+    civil_from_days, days_from_civil, days_in_month, is_leap, Civil, Clock, SystemClock, Timestamp,
+};
 
 /// Errors from parsing rampart's scalar types.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

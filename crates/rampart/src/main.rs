@@ -1,1 +1,10 @@
-fn main() {}
+//! rampart: host intrusion prevention for internet-facing Linux servers.
+
+mod cli;
+mod cpu;
+mod filter_cmd;
+mod replay_cmd;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,0 +1,567 @@
+//! A filter definition compiled into a matcher:
+//! literal prefilter (Aho-Corasick) -> one multi-pattern pass that tells which pattern
+//! matches first (a `RegexSet` that also reports the match) -> captures resolved for that
+//! pattern only. Everything works on bytes with the `regex` crate only (linear time: no line an
+//! attacker writes can stall it), with Unicode classes off so invalid UTF-8 never hides a
+//! line and `\d`, `\s`, `\w` mean their ASCII classes.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex_automata::dfa::onepass;
+use regex_automata::nfa::thompson::{self, backtrack, pikevm, NFA};
+use regex_automata::util::captures::Captures;
+use regex_automata::util::syntax;
+use regex_automata::{meta, Anchored, Input};
+
+use crate::def::{FilterConfig, PatternConfig};
+use crate::host::{parse_host, HOST_REGEX, HOST_TAG};
+use crate::literal::required_literals;
+use crate::time::FormatChoice;
+use crate::FilterError;
+
+/// Compiled regexes larger than this are refused (a filter is data, possibly untrusted).
+const REGEX_SIZE_LIMIT: usize = 4 << 20;
+
+/// Named groups a pattern may define besides `host` (which `<HOST>` creates).
+const KNOWN_GROUPS: [&str; 2] = ["user", "conn"];
+
+/// What a pattern does when it matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatternKind {
+    /// The line is a failure of the address it names.
+    Failure,
+    /// The line names the address of a connection id; it is not a failure.
+    Note,
+}
+
+/// One compiled pattern.
+#[derive(Debug)]
+pub struct Pattern {
+    /// The pattern's id from the filter file.
+    pub id: String,
+    /// Failure or note.
+    pub kind: PatternKind,
+    /// The full regex (prefix + pattern, `<HOST>` expanded).
+    pub source: String,
+    engine: CaptureEngine,
+    /// The literals the prefilter looks for (one of them is in every match), if any.
+    pub literals: Option<Vec<Vec<u8>>>,
+    host: Option<usize>,
+    user: Option<usize>,
+    conn: Option<usize>,
+}
+
+/// A compiled filter. Immutable and shareable across threads; per-thread scratch space is a
+/// [`Scratch`].
+#[derive(Debug)]
+pub struct Filter {
+    name: String,
+    description: String,
+    sources: Vec<String>,
+    timestamp: FormatChoice,
+    patterns: Vec<Pattern>,
+    /// All failure and note patterns in one automaton, in priority order.
+    set: meta::Regex,
+    ignore_ids: Vec<String>,
+    ignore: Option<RegexSet>,
+    prefilter: Option<AhoCorasick>,
+}
+
+/// Resolves one pattern's captures on the span the combined automaton matched. A one-pass
+/// DFA when the pattern is unambiguous enough to allow one (no per-search setup); otherwise
+/// a bounded backtracker sized for this pattern alone (its visited set, cleared per search,
+/// is small), with the PikeVM for the rare line too long for the backtracker's budget.
+// One per pattern, built once: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum CaptureEngine {
+    OnePass(onepass::DFA),
+    Backtrack(backtrack::BoundedBacktracker, pikevm::PikeVM),
+}
+
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum EngineCache {
+    OnePass(onepass::Cache),
+    Backtrack(backtrack::Cache, pikevm::Cache),
+}
+
+/// Reusable capture buffers for one thread (no allocation per line).
+#[derive(Debug)]
+pub struct Scratch {
+    caps: Vec<Captures>,
+    caches: Vec<EngineCache>,
+}
+
+/// What a pattern captured on one line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hit<'a> {
+    /// Index of the pattern in [`Filter::patterns`].
+    pub pattern: usize,
+    /// Failure or note.
+    pub kind: PatternKind,
+    /// The address, if the pattern has `<HOST>` and its text parsed as an address.
+    pub addr: Option<IpAddr>,
+    /// The `user` capture, if any.
+    pub user: Option<&'a [u8]>,
+    /// The `conn` capture, if any.
+    pub conn: Option<&'a [u8]>,
+}
+
+/// The verdict of a filter on one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict<'a> {
+    /// No pattern matched.
+    NoMatch,
+    /// A failure pattern matched but an ignore pattern vetoed it.
+    Ignored {
+        /// The failure pattern that matched.
+        pattern: usize,
+    },
+    /// A pattern matched but its `<HOST>` text is not an address.
+    BadHost {
+        /// The pattern that matched.
+        pattern: usize,
+    },
+    /// A pattern matched.
+    Hit(Hit<'a>),
+}
+
+impl Filter {
+    /// Compiles a filter from its TOML text. `origin` names the file in errors.
+    pub fn from_toml(name: &str, origin: &str, text: &str) -> Result<Self, FilterError> {
+        let config: FilterConfig = toml::from_str(text).map_err(|e| FilterError::Toml {
+            origin: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        Self::compile(name, origin, &config)
+    }
+
+    /// Loads a filter file from disk; its name is the file stem.
+    pub fn from_path(path: &Path) -> Result<Self, FilterError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| FilterError::Io {
+            origin: origin.clone(),
+            message: e.to_string(),
+        })?;
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("filter")
+            .to_owned();
+        Self::from_toml(&name, &origin, &text)
+    }
+
+    /// Compiles a parsed definition.
+    pub fn compile(name: &str, origin: &str, config: &FilterConfig) -> Result<Self, FilterError> {
+        let err = |id: &str, what: String| FilterError::Invalid {
+            origin: origin.to_owned(),
+            id: id.to_owned(),
+            what,
+        };
+        if config.failure.is_empty() {
+            return Err(err(
+                "-",
+                "a filter needs at least one [[failure]] pattern".into(),
+            ));
+        }
+        let prefix = config.prefix.as_deref().unwrap_or("");
+        let mut seen = std::collections::HashSet::new();
+        let all = config
+            .failure
+            .iter()
+            .map(|p| (p, PatternKind::Failure))
+            .chain(config.note.iter().map(|p| (p, PatternKind::Note)));
+        let mut patterns = Vec::new();
+        let mut any_host = false;
+        for (p, kind) in all {
+            check_id(origin, &p.id, &mut seen)?;
+            let full = expand(prefix, p, origin)?;
+            let regex = build_regex(&full, origin, &p.id)?;
+            let group = |n: &str| regex.capture_names().position(|g| g == Some(n));
+            for g in regex.capture_names().flatten() {
+                if g != "host" && !KNOWN_GROUPS.contains(&g) {
+                    return Err(err(
+                        &p.id,
+                        format!(
+                            "unknown named group {g:?} (allowed: user, conn; <HOST> makes host)"
+                        ),
+                    ));
+                }
+            }
+            let (host, user, conn) = (group("host"), group("user"), group("conn"));
+            // Group indexes are per pattern, so the same numbers hold in the combined
+            // automaton.
+            any_host |= host.is_some();
+            match kind {
+                PatternKind::Failure if host.is_none() && conn.is_none() => {
+                    return Err(err(&p.id, "a failure pattern needs <HOST> (or a (?P<conn>...) group whose address a note pattern supplies)".into()));
+                }
+                PatternKind::Note if host.is_none() || conn.is_none() => {
+                    return Err(err(
+                        &p.id,
+                        "a note pattern needs both <HOST> and (?P<conn>...)".into(),
+                    ));
+                }
+                _ => {}
+            }
+            let hir = regex_syntax::ParserBuilder::new()
+                .unicode(false)
+                .utf8(false)
+                .build()
+                .parse(&full)
+                .map_err(|e| err(&p.id, e.to_string()))?;
+            let engine = capture_engine(&full).map_err(|e| err(&p.id, e))?;
+            patterns.push(Pattern {
+                id: p.id.clone(),
+                kind,
+                literals: required_literals(&hir),
+                source: regex.as_str().to_owned(),
+                engine,
+                host,
+                user,
+                conn,
+            });
+        }
+        if !any_host {
+            return Err(err("-", "no pattern contains <HOST>".into()));
+        }
+        let set = meta::Regex::builder()
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .configure(
+                meta::Config::new()
+                    .utf8_empty(false)
+                    .nfa_size_limit(Some(REGEX_SIZE_LIMIT * 4)),
+            )
+            .build_many(
+                &patterns
+                    .iter()
+                    .map(|p| p.source.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(|e| FilterError::Regex {
+                origin: origin.to_owned(),
+                id: "(all patterns together)".into(),
+                message: e.to_string(),
+            })?;
+        for p in &patterns {
+            // The capture engine must number the groups as the regex crate did.
+            let gi = p.engine.group_info();
+            let same = [("host", p.host), ("user", p.user), ("conn", p.conn)]
+                .iter()
+                .all(|(n, idx)| gi.to_index(regex_automata::PatternID::ZERO, n) == *idx);
+            if !same {
+                return Err(err(
+                    &p.id,
+                    "internal: capture groups differ between engines".into(),
+                ));
+            }
+        }
+        let mut ignore_ids = Vec::new();
+        let mut ignore_res = Vec::new();
+        for p in &config.ignore {
+            check_id(origin, &p.id, &mut seen)?;
+            // An ignore pattern may use <HOST> (or inherit it from the prefix) to match
+            // the address's place; its value is not used.
+            let full = expand(prefix, p, origin)?;
+            build_regex(&full, origin, &p.id)?;
+            ignore_ids.push(p.id.clone());
+            ignore_res.push(full);
+        }
+        let ignore = if ignore_res.is_empty() {
+            None
+        } else {
+            Some(build_ignore_set(
+                ignore_res.iter().map(String::as_str),
+                origin,
+            )?)
+        };
+        // The prefilter is only sound when every pattern has a required literal.
+        // Leftmost-first (any hit will do) lets Aho-Corasick use its SIMD (Teddy) search.
+        let prefilter = if patterns.iter().all(|p| p.literals.is_some()) {
+            let lits: Vec<&[u8]> = patterns
+                .iter()
+                .filter_map(|p| p.literals.as_ref())
+                .flatten()
+                .map(Vec::as_slice)
+                .collect();
+            Some(
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .build(lits)
+                    .map_err(|e| err("-", e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            description: config.description.clone(),
+            sources: config.sources.clone(),
+            timestamp: config.timestamp,
+            patterns,
+            set,
+            ignore_ids,
+            ignore,
+            prefilter,
+        })
+    }
+
+    /// The filter's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What the filter catches.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The log sources it is written for.
+    pub fn sources(&self) -> &[String] {
+        &self.sources
+    }
+
+    /// The timestamp format it expects.
+    pub fn timestamp(&self) -> FormatChoice {
+        self.timestamp
+    }
+
+    /// The failure and note patterns, in priority order.
+    pub fn patterns(&self) -> &[Pattern] {
+        &self.patterns
+    }
+
+    /// The ids of the ignore patterns.
+    pub fn ignore_ids(&self) -> &[String] {
+        &self.ignore_ids
+    }
+
+    /// Whether the literal prefilter is active (every pattern has a required literal).
+    pub fn has_prefilter(&self) -> bool {
+        self.prefilter.is_some()
+    }
+
+    /// Fresh scratch space for [`Filter::match_message`].
+    pub fn scratch(&self) -> Scratch {
+        Scratch {
+            caps: self
+                .patterns
+                .iter()
+                .map(|p| Captures::all(p.engine.group_info().clone()))
+                .collect(),
+            caches: self
+                .patterns
+                .iter()
+                .map(|p| p.engine.create_cache())
+                .collect(),
+        }
+    }
+
+    /// The prefilter's literals, each with the index of its filter-local pattern order
+    /// (for building a union prefilter over several filters).
+    pub fn literals(&self) -> impl Iterator<Item = &[u8]> {
+        self.patterns
+            .iter()
+            .filter_map(|p| p.literals.as_ref())
+            .flatten()
+            .map(Vec::as_slice)
+    }
+
+    /// Cheap test on the raw line: can any pattern match it? `false` is definite.
+    #[inline]
+    pub fn is_candidate(&self, line: &[u8]) -> bool {
+        match &self.prefilter {
+            Some(ac) => ac.is_match(line),
+            None => true,
+        }
+    }
+
+    /// Runs the filter on one message (the line after its leading timestamp).
+    pub fn match_message<'a>(&self, scratch: &mut Scratch, msg: &'a [u8]) -> Verdict<'a> {
+        // One search over all patterns (a lazy DFA): the first pattern in file order that
+        // matches wins. Captures are then resolved for that pattern alone, on its span.
+        let Some(m) = self.set.search(&Input::new(msg).anchored(Anchored::Yes)) else {
+            return Verdict::NoMatch;
+        };
+        let index = m.pattern().as_usize();
+        let pattern = &self.patterns[index];
+        let caps = &mut scratch.caps[index];
+        let input = Input::new(&msg[..m.end()]).anchored(Anchored::Yes);
+        pattern
+            .engine
+            .captures(&mut scratch.caches[index], &input, caps);
+        if !caps.is_match() {
+            // The combined automaton and the pattern's own engine agree by construction.
+            return Verdict::NoMatch;
+        }
+        let caps = &*caps;
+        let slice = |g: Option<usize>| {
+            g.and_then(|g| caps.get_group(g))
+                .map(|sp| &msg[sp.start..sp.end])
+        };
+        if pattern.kind == PatternKind::Failure {
+            if let Some(ignore) = &self.ignore {
+                if ignore.is_match(msg) {
+                    return Verdict::Ignored { pattern: index };
+                }
+            }
+        }
+        let addr = match slice(pattern.host) {
+            Some(text) => match parse_host(text) {
+                Some(a) => Some(a),
+                None => return Verdict::BadHost { pattern: index },
+            },
+            None => None,
+        };
+        Verdict::Hit(Hit {
+            pattern: index,
+            kind: pattern.kind,
+            addr,
+            user: slice(pattern.user),
+            conn: slice(pattern.conn),
+        })
+    }
+}
+
+impl fmt::Display for PatternKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Failure => "failure",
+            Self::Note => "note",
+        })
+    }
+}
+
+impl CaptureEngine {
+    fn group_info(&self) -> &regex_automata::util::captures::GroupInfo {
+        match self {
+            Self::OnePass(d) => d.get_nfa().group_info(),
+            Self::Backtrack(b, _) => b.get_nfa().group_info(),
+        }
+    }
+
+    fn create_cache(&self) -> EngineCache {
+        match self {
+            Self::OnePass(d) => EngineCache::OnePass(d.create_cache()),
+            Self::Backtrack(b, p) => EngineCache::Backtrack(b.create_cache(), p.create_cache()),
+        }
+    }
+
+    fn captures(&self, cache: &mut EngineCache, input: &Input<'_>, caps: &mut Captures) {
+        match (self, cache) {
+            (Self::OnePass(d), EngineCache::OnePass(c)) => d.captures(c, input.clone(), caps),
+            (Self::Backtrack(b, p), EngineCache::Backtrack(bc, pc)) => {
+                if input.get_span().len() <= b.max_haystack_len()
+                    && b.try_captures(bc, input.clone(), caps).is_ok()
+                {
+                    return;
+                }
+                p.captures(pc, input.clone(), caps);
+            }
+            _ => caps.set_pattern(None),
+        }
+    }
+}
+
+fn capture_engine(full: &str) -> Result<CaptureEngine, String> {
+    let nfa = NFA::compiler()
+        .syntax(syntax::Config::new().unicode(false).utf8(false))
+        .configure(
+            thompson::Config::new()
+                .utf8(false)
+                .nfa_size_limit(Some(REGEX_SIZE_LIMIT)),
+        )
+        .build(full)
+        .map_err(|e| e.to_string())?;
+    if let Ok(dfa) = onepass::DFA::new_from_nfa(nfa.clone()) {
+        return Ok(CaptureEngine::OnePass(dfa));
+    }
+    let bt = backtrack::BoundedBacktracker::builder()
+        .build_from_nfa(nfa.clone())
+        .map_err(|e| e.to_string())?;
+    let pike = pikevm::PikeVM::new_from_nfa(nfa).map_err(|e| e.to_string())?;
+    Ok(CaptureEngine::Backtrack(bt, pike))
+}
+
+fn check_id(
+    origin: &str,
+    id: &str,
+    seen: &mut std::collections::HashSet<String>,
+) -> Result<(), FilterError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !ok {
+        return Err(FilterError::Invalid {
+            origin: origin.to_owned(),
+            id: id.to_owned(),
+            what: "a pattern id is 1 to 64 of [a-z0-9-]".into(),
+        });
+    }
+    if !seen.insert(id.to_owned()) {
+        return Err(FilterError::Invalid {
+            origin: origin.to_owned(),
+            id: id.to_owned(),
+            what: "the id is used twice".into(),
+        });
+    }
+    Ok(())
+}
+
+fn anchored(prefix: &str, regex: &str, origin: &str, id: &str) -> Result<String, FilterError> {
+    let full = format!("{prefix}{regex}");
+    if !full.starts_with('^') {
+        return Err(FilterError::Invalid {
+            origin: origin.to_owned(),
+            id: id.to_owned(),
+            what: "patterns must be anchored: start the prefix or the pattern with '^'".into(),
+        });
+    }
+    Ok(full)
+}
+
+fn expand(prefix: &str, p: &PatternConfig, origin: &str) -> Result<String, FilterError> {
+    let full = anchored(prefix, &p.regex, origin, &p.id)?;
+    match full.matches(HOST_TAG).count() {
+        0 | 1 => Ok(full.replace(HOST_TAG, HOST_REGEX)),
+        _ => Err(FilterError::Invalid {
+            origin: origin.to_owned(),
+            id: p.id.clone(),
+            what: "<HOST> may appear only once in a pattern".into(),
+        }),
+    }
+}
+
+fn build_regex(full: &str, origin: &str, id: &str) -> Result<Regex, FilterError> {
+    RegexBuilder::new(full)
+        .unicode(false)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| FilterError::Regex {
+            origin: origin.to_owned(),
+            id: id.to_owned(),
+            message: e.to_string(),
+        })
+}
+
+fn build_ignore_set<'a>(
+    regexes: impl IntoIterator<Item = &'a str>,
+    origin: &str,
+) -> Result<RegexSet, FilterError> {
+    RegexSetBuilder::new(regexes)
+        .unicode(false)
+        .size_limit(REGEX_SIZE_LIMIT * 4)
+        .build()
+        .map_err(|e| FilterError::Regex {
+            origin: origin.to_owned(),
+            id: "(set)".into(),
+            message: e.to_string(),
+        })
+}
