@@ -11,11 +11,10 @@ use std::path::Path;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
-use regex_automata::dfa::onepass;
-use regex_automata::nfa::thompson::{self, backtrack, pikevm, NFA};
-use regex_automata::util::captures::Captures;
 use regex_automata::util::syntax;
 use regex_automata::{meta, Anchored, Input};
+
+use crate::extract::{ExtractCache, Extractor};
 
 use crate::def::{FilterConfig, PatternConfig};
 use crate::host::{parse_host, HOST_REGEX, HOST_TAG};
@@ -47,12 +46,9 @@ pub struct Pattern {
     pub kind: PatternKind,
     /// The full regex (prefix + pattern, `<HOST>` expanded).
     pub source: String,
-    engine: CaptureEngine,
+    extractor: Extractor,
     /// The literals the prefilter looks for (one of them is in every match), if any.
     pub literals: Option<Vec<Vec<u8>>>,
-    host: Option<usize>,
-    user: Option<usize>,
-    conn: Option<usize>,
 }
 
 /// A compiled filter. Immutable and shareable across threads; per-thread scratch space is a
@@ -71,30 +67,10 @@ pub struct Filter {
     prefilter: Option<AhoCorasick>,
 }
 
-/// Resolves one pattern's captures on the span the combined automaton matched. A one-pass
-/// DFA when the pattern is unambiguous enough to allow one (no per-search setup); otherwise
-/// a bounded backtracker sized for this pattern alone (its visited set, cleared per search,
-/// is small), with the PikeVM for the rare line too long for the backtracker's budget.
-// One per pattern, built once: the size difference between variants costs nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-enum CaptureEngine {
-    OnePass(onepass::DFA),
-    Backtrack(backtrack::BoundedBacktracker, pikevm::PikeVM),
-}
-
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-enum EngineCache {
-    OnePass(onepass::Cache),
-    Backtrack(backtrack::Cache, pikevm::Cache),
-}
-
 /// Reusable capture buffers for one thread (no allocation per line).
 #[derive(Debug)]
 pub struct Scratch {
-    caps: Vec<Captures>,
-    caches: Vec<EngineCache>,
+    caches: Vec<ExtractCache>,
 }
 
 /// What a pattern captured on one line.
@@ -129,6 +105,13 @@ pub enum Verdict<'a> {
     },
     /// A pattern matched.
     Hit(Hit<'a>),
+}
+
+impl Pattern {
+    /// The engines that extract this pattern's groups.
+    pub fn extractor(&self) -> &Extractor {
+        &self.extractor
+    }
 }
 
 impl Filter {
@@ -193,9 +176,7 @@ impl Filter {
                     ));
                 }
             }
-            let (host, user, conn) = (group("host"), group("user"), group("conn"));
-            // Group indexes are per pattern, so the same numbers hold in the combined
-            // automaton.
+            let (host, conn) = (group("host"), group("conn"));
             any_host |= host.is_some();
             match kind {
                 PatternKind::Failure if host.is_none() && conn.is_none() => {
@@ -215,16 +196,13 @@ impl Filter {
                 .build()
                 .parse(&full)
                 .map_err(|e| err(&p.id, e.to_string()))?;
-            let engine = capture_engine(&full).map_err(|e| err(&p.id, e))?;
+            let extractor = Extractor::new(&full, &hir).map_err(|e| err(&p.id, e))?;
             patterns.push(Pattern {
                 id: p.id.clone(),
                 kind,
                 literals: required_literals(&hir),
                 source: regex.as_str().to_owned(),
-                engine,
-                host,
-                user,
-                conn,
+                extractor,
             });
         }
         if !any_host {
@@ -248,19 +226,6 @@ impl Filter {
                 id: "(all patterns together)".into(),
                 message: e.to_string(),
             })?;
-        for p in &patterns {
-            // The capture engine must number the groups as the regex crate did.
-            let gi = p.engine.group_info();
-            let same = [("host", p.host), ("user", p.user), ("conn", p.conn)]
-                .iter()
-                .all(|(n, idx)| gi.to_index(regex_automata::PatternID::ZERO, n) == *idx);
-            if !same {
-                return Err(err(
-                    &p.id,
-                    "internal: capture groups differ between engines".into(),
-                ));
-            }
-        }
         let mut ignore_ids = Vec::new();
         let mut ignore_res = Vec::new();
         for p in &config.ignore {
@@ -349,27 +314,12 @@ impl Filter {
     /// Fresh scratch space for [`Filter::match_message`].
     pub fn scratch(&self) -> Scratch {
         Scratch {
-            caps: self
-                .patterns
-                .iter()
-                .map(|p| Captures::all(p.engine.group_info().clone()))
-                .collect(),
             caches: self
                 .patterns
                 .iter()
-                .map(|p| p.engine.create_cache())
+                .map(|p| p.extractor.create_cache())
                 .collect(),
         }
-    }
-
-    /// The prefilter's literals, each with the index of its filter-local pattern order
-    /// (for building a union prefilter over several filters).
-    pub fn literals(&self) -> impl Iterator<Item = &[u8]> {
-        self.patterns
-            .iter()
-            .filter_map(|p| p.literals.as_ref())
-            .flatten()
-            .map(Vec::as_slice)
     }
 
     /// Cheap test on the raw line: can any pattern match it? `false` is definite.
@@ -390,20 +340,12 @@ impl Filter {
         };
         let index = m.pattern().as_usize();
         let pattern = &self.patterns[index];
-        let caps = &mut scratch.caps[index];
-        let input = Input::new(&msg[..m.end()]).anchored(Anchored::Yes);
-        pattern
-            .engine
-            .captures(&mut scratch.caches[index], &input, caps);
-        if !caps.is_match() {
-            // The combined automaton and the pattern's own engine agree by construction.
+        let hay = &msg[..m.end()];
+        let Some(spans) = pattern.extractor.extract(&mut scratch.caches[index], hay) else {
+            // The combined automaton and the pattern's own engines agree by construction.
             return Verdict::NoMatch;
-        }
-        let caps = &*caps;
-        let slice = |g: Option<usize>| {
-            g.and_then(|g| caps.get_group(g))
-                .map(|sp| &msg[sp.start..sp.end])
         };
+        let slice = |k: usize| spans[k].map(|(s, e)| &msg[s..e]);
         if pattern.kind == PatternKind::Failure {
             if let Some(ignore) = &self.ignore {
                 if ignore.is_match(msg) {
@@ -411,7 +353,7 @@ impl Filter {
                 }
             }
         }
-        let addr = match slice(pattern.host) {
+        let addr = match slice(0) {
             Some(text) => match parse_host(text) {
                 Some(a) => Some(a),
                 None => return Verdict::BadHost { pattern: index },
@@ -422,8 +364,8 @@ impl Filter {
             pattern: index,
             kind: pattern.kind,
             addr,
-            user: slice(pattern.user),
-            conn: slice(pattern.conn),
+            user: slice(1),
+            conn: slice(2),
         })
     }
 }
@@ -435,57 +377,6 @@ impl fmt::Display for PatternKind {
             Self::Note => "note",
         })
     }
-}
-
-impl CaptureEngine {
-    fn group_info(&self) -> &regex_automata::util::captures::GroupInfo {
-        match self {
-            Self::OnePass(d) => d.get_nfa().group_info(),
-            Self::Backtrack(b, _) => b.get_nfa().group_info(),
-        }
-    }
-
-    fn create_cache(&self) -> EngineCache {
-        match self {
-            Self::OnePass(d) => EngineCache::OnePass(d.create_cache()),
-            Self::Backtrack(b, p) => EngineCache::Backtrack(b.create_cache(), p.create_cache()),
-        }
-    }
-
-    fn captures(&self, cache: &mut EngineCache, input: &Input<'_>, caps: &mut Captures) {
-        match (self, cache) {
-            (Self::OnePass(d), EngineCache::OnePass(c)) => d.captures(c, input.clone(), caps),
-            (Self::Backtrack(b, p), EngineCache::Backtrack(bc, pc)) => {
-                if input.get_span().len() <= b.max_haystack_len()
-                    && b.try_captures(bc, input.clone(), caps).is_ok()
-                {
-                    return;
-                }
-                p.captures(pc, input.clone(), caps);
-            }
-            _ => caps.set_pattern(None),
-        }
-    }
-}
-
-fn capture_engine(full: &str) -> Result<CaptureEngine, String> {
-    let nfa = NFA::compiler()
-        .syntax(syntax::Config::new().unicode(false).utf8(false))
-        .configure(
-            thompson::Config::new()
-                .utf8(false)
-                .nfa_size_limit(Some(REGEX_SIZE_LIMIT)),
-        )
-        .build(full)
-        .map_err(|e| e.to_string())?;
-    if let Ok(dfa) = onepass::DFA::new_from_nfa(nfa.clone()) {
-        return Ok(CaptureEngine::OnePass(dfa));
-    }
-    let bt = backtrack::BoundedBacktracker::builder()
-        .build_from_nfa(nfa.clone())
-        .map_err(|e| e.to_string())?;
-    let pike = pikevm::PikeVM::new_from_nfa(nfa).map_err(|e| e.to_string())?;
-    Ok(CaptureEngine::Backtrack(bt, pike))
 }
 
 fn check_id(

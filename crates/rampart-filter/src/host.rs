@@ -6,12 +6,13 @@ use std::net::IpAddr;
 /// The placeholder a pattern uses for the offending address.
 pub const HOST_TAG: &str = "<HOST>";
 
-/// What `<HOST>` expands to: an optional `[`, then a capture of address-shaped text (dotted
-/// IPv4; or IPv6, which has at least one colon, with an optional dotted IPv4 tail as in
-/// `::ffff:a.b.c.d`), then an optional `]`. The capture is only a candidate: [`parse_host`]
-/// decides whether it is an address. Kept free of counted repetitions such as `{1,44}`:
-/// they multiply the automaton's states, and the capture engine's cost with them.
-pub const HOST_REGEX: &str = r"\[?(?P<host>[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+|[0-9A-Fa-f]*:[0-9A-Fa-f:]*(?:[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+)?)\]?";
+/// What `<HOST>` expands to: an optional `[`, a capture of the characters addresses are made
+/// of (`[0-9A-Fa-f:.]+`: dotted IPv4, IPv6, `::ffff:a.b.c.d`), an optional `]`. One greedy
+/// class keeps the pattern deterministic, so captures come from a one-pass DFA; the capture
+/// is only a candidate, and [`parse_host`] decides whether it is an address. Being greedy,
+/// it takes a trailing `.` or `:` too: write `<HOST>\.` or `<HOST>:\d+` when the log puts
+/// one there (the engine then gives the characters back), never `<HOST>\.?`.
+pub const HOST_REGEX: &str = r"\[?(?P<host>[0-9A-Fa-f:.]+)\]?";
 
 /// Parses captured host text into an address. IPv4-mapped IPv6 becomes IPv4. Returns `None`
 /// for text that is not an address (for example `300.1.2.3` or `1:2`): such a line is not a

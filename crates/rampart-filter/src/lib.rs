@@ -9,6 +9,7 @@ pub mod builtin;
 pub mod compile;
 pub mod corpus;
 pub mod def;
+pub mod extract;
 pub mod host;
 pub mod literal;
 pub mod scan;

@@ -187,7 +187,7 @@ impl Scanner {
         self.stats.lines += 1;
         let mut stamp: Option<Option<Stamp>> = None;
         if self.time_every_line {
-            stamp = Some(self.parse_time(line));
+            stamp = Some(parse_time(&mut self.time, &mut self.stats, line));
         }
         for (fi, slot) in self.slots.iter_mut().enumerate() {
             if !slot.filter.is_candidate(line) {
@@ -260,10 +260,6 @@ impl Scanner {
             });
         }
         stamp.flatten().map(|s| s.time)
-    }
-
-    fn parse_time(&mut self, line: &[u8]) -> Option<Stamp> {
-        parse_time(&mut self.time, &mut self.stats, line)
     }
 }
 

@@ -139,22 +139,3 @@ fn notes_supply_the_address_of_a_connection() {
         ]
     );
 }
-
-#[test]
-#[ignore]
-fn print_literals() {
-    for b in rampart_filter::builtin::BUILTINS {
-        let f = Filter::from_toml(b.name, b.name, b.toml).unwrap();
-        for p in f.patterns() {
-            println!(
-                "{} {}: {:?}",
-                b.name,
-                p.id,
-                p.literals.as_ref().map(|v| v
-                    .iter()
-                    .map(|l| String::from_utf8_lossy(l).into_owned())
-                    .collect::<Vec<_>>())
-            );
-        }
-    }
-}

@@ -200,20 +200,36 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
             "matched     {} failures ({:.2}% of lines); ignored {}; bad address {}; no time {}; no address for connection {}",
             st.failures, pct(st.failures), st.ignored, st.bad_host, st.no_time, st.unattributed
         )?;
-        writeln!(out, "patterns")?;
+        writeln!(
+            out,
+            "patterns    (matches, capture engine, prefilter literals)"
+        )?;
         for (p, c) in filter.patterns().iter().zip(&st.per_pattern) {
+            let lits = p
+                .literals
+                .as_ref()
+                .map(|l| {
+                    l.iter()
+                        .map(|x| format!("{:?}", lossy(x)))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_else(|| "none: every line is a candidate".into());
+            let note = if p.kind == rampart_filter::PatternKind::Note {
+                " (note)"
+            } else {
+                ""
+            };
             writeln!(
                 out,
-                "  {:<30} {:>10}  {}",
+                "  {:<28} {:>10}{note}  {}  {}",
                 p.id,
                 c,
-                if p.kind == rampart_filter::PatternKind::Note {
-                    "(note)"
-                } else {
-                    ""
-                }
+                p.extractor().describe(),
+                lits
             )?;
         }
+        writeln!(out, "prefilter   {} candidate lines", st.candidates)?;
         writeln!(
             out,
             "addresses   {} distinct{}",
