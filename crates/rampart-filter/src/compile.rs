@@ -196,7 +196,7 @@ impl Filter {
                 .build()
                 .parse(&full)
                 .map_err(|e| err(&p.id, e.to_string()))?;
-            let extractor = Extractor::new(&full, &hir).map_err(|e| err(&p.id, e))?;
+            let extractor = Extractor::new(&hir).map_err(|e| err(&p.id, e))?;
             patterns.push(Pattern {
                 id: p.id.clone(),
                 kind,

@@ -15,7 +15,6 @@
 use regex_automata::dfa::onepass;
 use regex_automata::nfa::thompson::{self, backtrack, pikevm, NFA};
 use regex_automata::util::captures::Captures;
-use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, PatternID};
 use regex_syntax::hir::{Dot, Hir, HirKind, Look};
 
@@ -122,7 +121,6 @@ pub struct ExtractCache {
 
 fn compile(hir: &Hir) -> Result<NFA, String> {
     NFA::compiler()
-        .syntax(syntax::Config::new().unicode(false).utf8(false))
         .configure(
             thompson::Config::new()
                 .utf8(false)
@@ -178,18 +176,10 @@ fn split_of(hir: &Hir) -> Option<Split> {
 }
 
 impl Extractor {
-    /// Builds the engines for one pattern (its full regex text and parsed form).
-    pub fn new(full: &str, hir: &Hir) -> Result<Self, String> {
-        let nfa = NFA::compiler()
-            .syntax(syntax::Config::new().unicode(false).utf8(false))
-            .configure(
-                thompson::Config::new()
-                    .utf8(false)
-                    .nfa_size_limit(Some(16 << 20)),
-            )
-            .build(full)
-            .map_err(|e| e.to_string())?;
-        let full = Engine::new(nfa)?;
+    /// Builds the engines for one pattern from its parsed form (`<HOST>` expanded, Unicode
+    /// off, as the filter compiler parses it).
+    pub fn new(hir: &Hir) -> Result<Self, String> {
+        let full = Engine::new(compile(hir)?)?;
         let split = match full {
             // A one-pass DFA is already as fast as it gets.
             Engine::OnePass(_) => None,

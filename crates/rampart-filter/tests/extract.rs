@@ -112,7 +112,7 @@ fn extractor(pattern: &str) -> rampart_filter::extract::Extractor {
         .build()
         .parse(pattern)
         .expect("parses");
-    let ex = rampart_filter::extract::Extractor::new(pattern, &hir).expect("builds");
+    let ex = rampart_filter::extract::Extractor::new(&hir).expect("builds");
     assert!(ex.has_fast_path(), "{pattern} should take the split path");
     ex
 }
