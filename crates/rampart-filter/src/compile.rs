@@ -65,6 +65,63 @@ pub struct Filter {
     ignore_ids: Vec<String>,
     ignore: Option<RegexSet>,
     prefilter: Option<AhoCorasick>,
+    /// Finds which patterns can match a message (see [`Filter::match_message`]).
+    selector: Option<Selector>,
+}
+
+/// Picks the candidate patterns of a message from the literals it contains, so that the
+/// pattern that wins can be found without running the combined automaton: every pattern
+/// that matches contains one of its literals, and the candidates are tried in file order.
+/// Searching leftmost-longest and restarting one byte after each hit's start finds a
+/// literal at every position where one starts; the only literals that can hide are
+/// shorter literals starting at the same position, which are prefixes of the one reported,
+/// so each literal's owner mask includes the owners of its prefixes.
+#[derive(Debug)]
+struct Selector {
+    finder: AhoCorasick,
+    /// Per literal: bit i set when pattern i owns it or one of its prefixes.
+    owners: Vec<u64>,
+}
+
+impl Selector {
+    fn new(patterns: &[Pattern]) -> Option<Self> {
+        if patterns.len() > 64 {
+            return None;
+        }
+        let mut lits: Vec<(&[u8], u64)> = Vec::new();
+        for (i, p) in patterns.iter().enumerate() {
+            for l in p.literals.as_ref()? {
+                lits.push((l, 1u64 << i));
+            }
+        }
+        let owners = lits
+            .iter()
+            .map(|(l, _)| {
+                lits.iter()
+                    .filter(|(q, _)| l.starts_with(q))
+                    .fold(0u64, |m, (_, o)| m | o)
+            })
+            .collect();
+        let finder = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(lits.iter().map(|(l, _)| l))
+            .ok()?;
+        Some(Self { finder, owners })
+    }
+
+    fn candidates(&self, msg: &[u8]) -> u64 {
+        let mut mask = 0u64;
+        let mut at = 0;
+        while at < msg.len() {
+            let input = aho_corasick::Input::new(msg).span(at..msg.len());
+            let Some(m) = self.finder.find(input) else {
+                break;
+            };
+            mask |= self.owners[m.pattern().as_usize()];
+            at = m.start() + 1;
+        }
+        mask
+    }
 }
 
 /// Reusable capture buffers for one thread (no allocation per line).
@@ -263,6 +320,7 @@ impl Filter {
         } else {
             None
         };
+        let selector = Selector::new(&patterns);
         Ok(Self {
             name: name.to_owned(),
             description: config.description.clone(),
@@ -273,6 +331,7 @@ impl Filter {
             ignore_ids,
             ignore,
             prefilter,
+            selector,
         })
     }
 
@@ -331,20 +390,53 @@ impl Filter {
         }
     }
 
-    /// Runs the filter on one message (the line after its leading timestamp).
+    /// Runs the filter on one message (the line after its leading timestamp): the first
+    /// pattern in file order that matches wins, and its groups are extracted. With literals
+    /// for every pattern, the candidates come from the literals the message contains;
+    /// otherwise one pass of the combined automaton picks the pattern.
     pub fn match_message<'a>(&self, scratch: &mut Scratch, msg: &'a [u8]) -> Verdict<'a> {
-        // One search over all patterns (a lazy DFA): the first pattern in file order that
-        // matches wins. Captures are then resolved for that pattern alone, on its span.
+        match &self.selector {
+            Some(sel) => {
+                let mut mask = sel.candidates(msg);
+                while mask != 0 {
+                    let index = mask.trailing_zeros() as usize;
+                    mask &= mask - 1;
+                    let pattern = &self.patterns[index];
+                    if let Some(spans) = pattern.extractor.extract(&mut scratch.caches[index], msg)
+                    {
+                        return self.verdict(index, spans, msg);
+                    }
+                }
+                Verdict::NoMatch
+            }
+            None => self.match_message_with_set(scratch, msg),
+        }
+    }
+
+    /// [`Filter::match_message`] by the combined automaton alone (public for the tests that
+    /// compare both ways).
+    pub fn match_message_with_set<'a>(&self, scratch: &mut Scratch, msg: &'a [u8]) -> Verdict<'a> {
         let Some(m) = self.set.search(&Input::new(msg).anchored(Anchored::Yes)) else {
             return Verdict::NoMatch;
         };
         let index = m.pattern().as_usize();
-        let pattern = &self.patterns[index];
-        let hay = &msg[..m.end()];
-        let Some(spans) = pattern.extractor.extract(&mut scratch.caches[index], hay) else {
+        match self.patterns[index]
+            .extractor
+            .extract(&mut scratch.caches[index], msg)
+        {
+            Some(spans) => self.verdict(index, spans, msg),
             // The combined automaton and the pattern's own engines agree by construction.
-            return Verdict::NoMatch;
-        };
+            None => Verdict::NoMatch,
+        }
+    }
+
+    fn verdict<'a>(
+        &self,
+        index: usize,
+        spans: crate::extract::Spans,
+        msg: &'a [u8],
+    ) -> Verdict<'a> {
+        let pattern = &self.patterns[index];
         let slice = |k: usize| spans[k].map(|(s, e)| &msg[s..e]);
         if pattern.kind == PatternKind::Failure {
             if let Some(ignore) = &self.ignore {

@@ -103,6 +103,13 @@ struct Split {
     gap_group: Option<usize>,
 }
 
+/// What the fast path can say.
+enum Fast {
+    Match(Spans),
+    NoMatch,
+    Unknown,
+}
+
 /// Extracts one pattern's groups.
 #[derive(Debug)]
 pub struct Extractor {
@@ -226,10 +233,11 @@ impl Extractor {
     /// The groups of this pattern on `msg`, which it is known to match; `None` if, after
     /// all, it does not.
     pub fn extract(&self, cache: &mut ExtractCache, msg: &[u8]) -> Option<Spans> {
-        if let Some(spans) = self.split_extract(cache, msg) {
-            return Some(spans);
+        match self.split_decide(cache, msg) {
+            Fast::Match(spans) => Some(spans),
+            Fast::NoMatch => None,
+            Fast::Unknown => self.full_extract(cache, msg),
         }
-        self.full_extract(cache, msg)
     }
 
     /// The general engine only (for tests that compare both paths).
@@ -248,17 +256,37 @@ impl Extractor {
 
     /// The fast path only; `None` when it does not apply or cannot decide.
     pub fn split_extract(&self, cache: &mut ExtractCache, msg: &[u8]) -> Option<Spans> {
-        let split = self.split.as_ref()?;
-        let (hc, hcaps) = cache.head.as_mut()?;
+        match self.split_decide(cache, msg) {
+            Fast::Match(spans) => Some(spans),
+            Fast::NoMatch | Fast::Unknown => None,
+        }
+    }
+
+    /// Whether the fast path rules the line out: A matches no prefix of it, so
+    /// `A .* B` cannot match (the general engine would say the same, only slower).
+    pub fn split_rules_out(&self, cache: &mut ExtractCache, msg: &[u8]) -> bool {
+        matches!(self.split_decide(cache, msg), Fast::NoMatch)
+    }
+
+    fn split_decide(&self, cache: &mut ExtractCache, msg: &[u8]) -> Fast {
+        let (Some(split), Some((hc, hcaps)), Some((tc, tcaps))) = (
+            self.split.as_ref(),
+            cache.head.as_mut(),
+            cache.tail.as_mut(),
+        ) else {
+            return Fast::Unknown;
+        };
         split
             .head
             .captures(hc, &Input::new(msg).anchored(Anchored::Yes), hcaps);
-        let a = hcaps.get_match()?.end();
+        let Some(head) = hcaps.get_match() else {
+            return Fast::NoMatch;
+        };
+        let a = head.end();
         let from = a + split.min_gap;
         if from > msg.len() {
-            return None;
+            return Fast::Unknown;
         }
-        let (tc, tcaps) = cache.tail.as_mut()?;
         for rel in memchr::memmem::rfind_iter(&msg[from..], &split.tail_literal) {
             let s = from + rel;
             split.tail.captures(
@@ -275,9 +303,14 @@ impl Extractor {
                 if let Some(k) = split.gap_group {
                     spans[k] = Some((a, s));
                 }
-                return Some(spans);
+                return Fast::Match(spans);
             }
         }
-        None
+        // A's preferred end left no split. Another end of A might, but only if B's leading
+        // literal occurs somewhere at all; when it does not, nothing can match.
+        if memchr::memmem::find(msg, &split.tail_literal).is_none() {
+            return Fast::NoMatch;
+        }
+        Fast::Unknown
     }
 }

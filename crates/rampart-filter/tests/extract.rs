@@ -87,6 +87,9 @@ proptest! {
                 if let Some(fast) = ex.split_extract(&mut cache, &msg) {
                     prop_assert_eq!(Some(fast), full, "{} {} on {:?}", f.name(), p.id, String::from_utf8_lossy(&msg));
                 }
+                if ex.split_rules_out(&mut cache, &msg) {
+                    prop_assert_eq!(full, None, "{} {} ruled out {:?}", f.name(), p.id, String::from_utf8_lossy(&msg));
+                }
                 prop_assert_eq!(ex.extract(&mut cache, &msg), full);
             }
         }
@@ -136,7 +139,42 @@ proptest! {
             if let Some(fast) = ex.split_extract(&mut cache, &msg) {
                 prop_assert_eq!(Some(fast), full, "{} on {:?}", pattern, String::from_utf8_lossy(&msg));
             }
+            if ex.split_rules_out(&mut cache, &msg) {
+                prop_assert_eq!(full, None, "{} ruled out {:?}", pattern, String::from_utf8_lossy(&msg));
+            }
             prop_assert_eq!(ex.extract(&mut cache, &msg), full);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+    /// Choosing the pattern from the literals a message contains gives the same verdict as
+    /// the combined automaton, on corpus lines cut and spliced with each other's pieces.
+    #[test]
+    fn literal_selection_agrees_with_the_combined_automaton(
+        a in 0usize..10_000,
+        b in 0usize..10_000,
+        cut in 0usize..200,
+        edits in proptest::collection::vec((0usize..200, 0usize..FRAGMENTS.len()), 0..3),
+    ) {
+        let msgs = &*MESSAGES;
+        let (x, y) = (&msgs[a % msgs.len()], &msgs[b % msgs.len()]);
+        // The head of one message and the tail of another: patterns' literals collide.
+        let mut msg = x[..cut.min(x.len())].to_vec();
+        msg.extend_from_slice(&y[cut.min(y.len())..]);
+        for (pos, frag) in edits {
+            let at = pos % (msg.len() + 1);
+            msg.splice(at..at, FRAGMENTS[frag].bytes());
+        }
+        for f in FILTERS.iter() {
+            let mut s1 = f.scratch();
+            let mut s2 = f.scratch();
+            prop_assert_eq!(
+                f.match_message(&mut s1, &msg),
+                f.match_message_with_set(&mut s2, &msg),
+                "{} on {:?}", f.name(), String::from_utf8_lossy(&msg)
+            );
         }
     }
 }
