@@ -1,7 +1,7 @@
 //! A filter definition compiled into a matcher:
-//! literal prefilter (Aho-Corasick) -> one multi-pattern pass that tells which pattern
-//! matches first (a `RegexSet` that also reports the match) -> captures resolved for that
-//! pattern only. Everything works on bytes with the `regex` crate only (linear time: no line an
+//! literal prefilter (Aho-Corasick) -> the first pattern in file order that matches (from
+//! the literals the message contains, or one multi-pattern DFA pass) -> groups resolved for
+//! that pattern only. Everything works on bytes with the `regex` crate only (linear time: no line an
 //! attacker writes can stall it), with Unicode classes off so invalid UTF-8 never hides a
 //! line and `\d`, `\s`, `\w` mean their ASCII classes.
 

@@ -2,8 +2,9 @@
 //! and the corpus format that proves a filter.
 //!
 //! The hot path, per line: literal prefilter (Aho-Corasick) on the raw line -> timestamp
-//! (only for candidates) -> one `RegexSet` pass over the message -> captures for the
-//! pattern that hit -> `<HOST>` text parsed into an [`std::net::IpAddr`].
+//! (only for candidates) -> the first pattern that matches (candidates from the literals the
+//! message contains, or one multi-pattern DFA pass) -> that pattern's groups
+//! ([`extract`]) -> `<HOST>` text parsed into an [`std::net::IpAddr`].
 
 pub mod builtin;
 pub mod compile;
