@@ -69,6 +69,11 @@ pub struct Filter {
     selector: Option<Selector>,
 }
 
+/// The patterns that may match a line: a bit per pattern, or `None` for "use the combined
+/// automaton" (filters whose patterns do not all have literals, or have more than 64).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidates(Option<u64>);
+
 /// Picks the candidate patterns of a message from the literals it contains, so that the
 /// pattern that wins can be found without running the combined automaton: every pattern
 /// that matches contains one of its literals, and the candidates are tried in file order.
@@ -384,9 +389,21 @@ impl Filter {
     /// Cheap test on the raw line: can any pattern match it? `false` is definite.
     #[inline]
     pub fn is_candidate(&self, line: &[u8]) -> bool {
-        match &self.prefilter {
-            Some(ac) => ac.is_match(line),
-            None => true,
+        self.candidates(line).is_some()
+    }
+
+    /// The patterns that can match `line` (from the literals it contains), or `None` when
+    /// none can. One literal scan serves as both the prefilter and the pattern choice;
+    /// scanning the raw line finds a superset of what its message (a suffix) contains.
+    #[inline]
+    pub fn candidates(&self, line: &[u8]) -> Option<Candidates> {
+        match (&self.selector, &self.prefilter) {
+            (Some(sel), _) => match sel.candidates(line) {
+                0 => None,
+                mask => Some(Candidates(Some(mask))),
+            },
+            (None, Some(ac)) => ac.is_match(line).then_some(Candidates(None)),
+            (None, None) => Some(Candidates(None)),
         }
     }
 
@@ -395,22 +412,32 @@ impl Filter {
     /// for every pattern, the candidates come from the literals the message contains;
     /// otherwise one pass of the combined automaton picks the pattern.
     pub fn match_message<'a>(&self, scratch: &mut Scratch, msg: &'a [u8]) -> Verdict<'a> {
-        match &self.selector {
-            Some(sel) => {
-                let mut mask = sel.candidates(msg);
-                while mask != 0 {
-                    let index = mask.trailing_zeros() as usize;
-                    mask &= mask - 1;
-                    let pattern = &self.patterns[index];
-                    if let Some(spans) = pattern.extractor.extract(&mut scratch.caches[index], msg)
-                    {
-                        return self.verdict(index, spans, msg);
-                    }
-                }
-                Verdict::NoMatch
-            }
-            None => self.match_message_with_set(scratch, msg),
+        match self.candidates(msg) {
+            Some(c) => self.match_candidates(scratch, msg, c),
+            None => Verdict::NoMatch,
         }
+    }
+
+    /// [`Filter::match_message`] with the candidates already found by
+    /// [`Filter::candidates`] on the message's line.
+    pub fn match_candidates<'a>(
+        &self,
+        scratch: &mut Scratch,
+        msg: &'a [u8],
+        candidates: Candidates,
+    ) -> Verdict<'a> {
+        let Candidates(Some(mut mask)) = candidates else {
+            return self.match_message_with_set(scratch, msg);
+        };
+        while mask != 0 {
+            let index = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            let pattern = &self.patterns[index];
+            if let Some(spans) = pattern.extractor.extract(&mut scratch.caches[index], msg) {
+                return self.verdict(index, spans, msg);
+            }
+        }
+        Verdict::NoMatch
     }
 
     /// [`Filter::match_message`] by the combined automaton alone (public for the tests that

@@ -18,7 +18,7 @@ pub mod time;
 
 use std::path::Path;
 
-pub use compile::{Filter, Hit, Pattern, PatternKind, Scratch, Verdict};
+pub use compile::{Candidates, Filter, Hit, Pattern, PatternKind, Scratch, Verdict};
 pub use scan::{Event, EventKind, FilterStats, ScanStats, Scanner};
 
 /// Errors from loading or compiling a filter. Each names the file (`origin`) and, where

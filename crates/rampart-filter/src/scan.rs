@@ -190,9 +190,9 @@ impl Scanner {
             stamp = Some(parse_time(&mut self.time, &mut self.stats, line));
         }
         for (fi, slot) in self.slots.iter_mut().enumerate() {
-            if !slot.filter.is_candidate(line) {
+            let Some(candidates) = slot.filter.candidates(line) else {
                 continue;
-            }
+            };
             slot.stats.candidates += 1;
             let st = match stamp {
                 Some(s) => s,
@@ -207,7 +207,9 @@ impl Scanner {
                 None => line,
             };
             let time = st.map(|s| s.time);
-            let verdict = slot.filter.match_message(&mut slot.scratch, msg);
+            let verdict = slot
+                .filter
+                .match_candidates(&mut slot.scratch, msg, candidates);
             let (pattern, kind, addr, user) = match verdict {
                 Verdict::NoMatch => continue,
                 Verdict::Ignored { pattern } => {
