@@ -6,12 +6,14 @@
 mod addr;
 mod decision;
 mod duration;
+mod enforce;
 mod jail;
 mod time;
 
 pub use addr::Offender;
 pub use decision::{Ban, Failure};
 pub use duration::{format_duration, parse_duration};
+pub use enforce::{Backend, BackendError, Entry, PortRange, Protocol, Scope};
 pub use jail::JailName;
 pub use time::{
     civil_from_days, days_from_civil, days_in_month, is_leap, Civil, Clock, SystemClock, Timestamp,
