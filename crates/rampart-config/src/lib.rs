@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use rampart_core::{parse_duration, JailName};
+use rampart_core::{parse_duration, JailName, PortRange, Protocol, Scope};
 use rampart_detect::{AllowList, Escalation, JailPolicy};
 use rampart_filter::time::Zone;
 use rampart_filter::Filter;
@@ -38,9 +38,80 @@ pub struct ConfigFile {
     /// Settings every jail inherits.
     #[serde(default)]
     pub defaults: DefaultsConfig,
+    /// How the daemon runs: state file, control socket, firewall backend.
+    #[serde(default)]
+    pub daemon: DaemonConfig,
     /// The jails.
     #[serde(default)]
     pub jail: Vec<Spanned<JailConfig>>,
+}
+
+/// `[daemon]`: settings of `rampart run` (ignored by the offline commands).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// The SQLite state file (default `/var/lib/rampart/rampart.db`).
+    pub state: Option<PathBuf>,
+    /// The root-only control socket (default `/run/rampart/rampart.sock`).
+    pub socket: Option<PathBuf>,
+    /// The firewall backend: `"nftables"` (default), `"ipset"` (ipset + iptables) or
+    /// `"log-only"` (decide and record, enforce nothing; `--dry-run` forces it).
+    pub backend: Option<String>,
+    /// Also drop banned sources on the forward hook (containers, routed traffic).
+    pub forward: Option<bool>,
+    /// The nftables table rampart owns (default `"rampart"`, family `inet`).
+    pub table: Option<String>,
+    /// How often the kernel sets are compared with the state file and repaired (default
+    /// `"60s"`).
+    pub reconcile_every: Option<String>,
+}
+
+/// Which firewall the daemon drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// nftables through netlink (the default).
+    Nftables,
+    /// ipset sets with iptables/ip6tables rules.
+    Ipset,
+    /// Nothing is enforced; decisions are logged and stored.
+    LogOnly,
+}
+
+/// The validated `[daemon]` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Daemon {
+    /// The SQLite state file.
+    pub state: PathBuf,
+    /// The control socket.
+    pub socket: PathBuf,
+    /// The firewall backend.
+    pub backend: BackendKind,
+    /// Also hook the forward path.
+    pub forward: bool,
+    /// The nftables table name.
+    pub table: String,
+    /// Reconcile period.
+    pub reconcile_every: Duration,
+}
+
+impl Daemon {
+    /// Where the state file lives unless configured.
+    pub const DEFAULT_STATE: &'static str = "/var/lib/rampart/rampart.db";
+    /// Where the control socket lives unless configured.
+    pub const DEFAULT_SOCKET: &'static str = "/run/rampart/rampart.sock";
+}
+
+/// Where a jail reads its log lines from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// The files in `logs` when one of them exists at start, else the journal (when
+    /// `journal` is set).
+    Auto,
+    /// The files in `logs`.
+    File,
+    /// systemd's journal, filtered by `journal`.
+    Journal,
 }
 
 /// `[defaults]`: values every jail inherits unless it sets its own.
@@ -98,6 +169,28 @@ pub struct JailConfig {
     pub reorder_tolerance: Option<String>,
     /// Longer bans for repeat offenders.
     pub escalation: Option<EscalationConfig>,
+    /// `"auto"` (default), `"file"` or `"journal"`.
+    pub source: Option<SourceKind>,
+    /// journalctl match terms for the journal source, e.g. `["_SYSTEMD_UNIT=ssh.service",
+    /// "+", "_COMM=sshd-session"]` (`+` separates alternatives).
+    #[serde(default)]
+    pub journal: Vec<String>,
+    /// Destination ports a ban drops (`"22"`, `"6000-6010"`); empty or absent drops all
+    /// traffic from the offender.
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
+    /// Protocol of `ports`: `"tcp"` (default), `"udp"` or `"both"`.
+    pub protocol: Option<String>,
+}
+
+/// A port as written: a number or a `"first-last"` string.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum PortSpec {
+    /// `22`
+    Number(u16),
+    /// `"22"` or `"6000-6010"`
+    Text(String),
 }
 
 /// `[jail.escalation]`: each repeat ban lasts `factor` times the previous one, up to `max`.
@@ -120,6 +213,8 @@ pub struct Config {
     pub path: PathBuf,
     /// The zone for zone-less timestamps.
     pub zone: Zone,
+    /// The daemon's settings.
+    pub daemon: Daemon,
     /// The jails, in file order.
     pub jails: Vec<Jail>,
 }
@@ -133,6 +228,12 @@ pub struct Jail {
     pub filter: Arc<Filter>,
     /// Its log paths (globs).
     pub logs: Vec<String>,
+    /// Where its lines come from.
+    pub source: SourceKind,
+    /// journalctl match terms (validated: `FIELD=value` or `+`).
+    pub journal: Vec<String>,
+    /// What its bans drop.
+    pub scope: Scope,
 }
 
 /// A configuration error. It names the file and, where known, the line and the key.
@@ -222,6 +323,7 @@ impl Config {
             "defaults.reorder_tolerance",
             None,
         )?;
+        let daemon = build_daemon(&file.daemon).map_err(|m| err(None, format!("daemon.{m}")))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut jails = Vec::new();
         let mut names = std::collections::HashSet::new();
@@ -283,10 +385,63 @@ impl Config {
             // Let the detector validate the numbers, so the rules live in one place.
             rampart_detect::JailDetector::new(policy.clone())
                 .map_err(|e| err(line, format!("jail {:?}: {e}", j.name)))?;
+            let ports =
+                parse_ports(&j.ports).map_err(|m| err(line, format!("{}: {m}", key("ports"))))?;
+            let protocols = match j.protocol.as_deref().unwrap_or("tcp") {
+                "tcp" => vec![Protocol::Tcp],
+                "udp" => vec![Protocol::Udp],
+                "both" => vec![Protocol::Tcp, Protocol::Udp],
+                other => {
+                    return Err(err(
+                        line,
+                        format!(
+                            "{}: {other:?} is not one of \"tcp\", \"udp\", \"both\"",
+                            key("protocol")
+                        ),
+                    ))
+                }
+            };
+            for term in &j.journal {
+                check_journal_term(term)
+                    .map_err(|m| err(line, format!("{}: {m}", key("journal"))))?;
+            }
+            let source = j.source.unwrap_or(SourceKind::Auto);
+            if source == SourceKind::File && j.logs.is_empty() {
+                return Err(err(
+                    line,
+                    format!("{}: source \"file\" needs `logs`", key("source")),
+                ));
+            }
+            if source == SourceKind::Journal && j.journal.is_empty() {
+                return Err(err(
+                    line,
+                    format!(
+                        "{}: source \"journal\" needs `journal` match terms",
+                        key("source")
+                    ),
+                ));
+            }
+            for pat in &j.logs {
+                if !Path::new(pat).is_absolute() {
+                    return Err(err(
+                        line,
+                        format!("{}: {pat:?} must be an absolute path", key("logs")),
+                    ));
+                }
+            }
+            let scope = Scope {
+                jail: policy.jail.clone(),
+                protocols,
+                ports,
+                ipv6_prefix: policy.ipv6_prefix,
+            };
             jails.push(Jail {
                 policy,
                 filter: Arc::new(filter),
                 logs: j.logs.clone(),
+                source,
+                journal: j.journal.clone(),
+                scope,
             });
         }
         if jails.is_empty() {
@@ -295,6 +450,7 @@ impl Config {
         Ok(Self {
             path: path.to_owned(),
             zone,
+            daemon,
             jails,
         })
     }
@@ -319,4 +475,110 @@ pub fn parse_nets(items: &[String]) -> Result<Vec<IpNet>, String> {
                 .map_err(|_| format!("{s:?} is not an address or CIDR"))
         })
         .collect()
+}
+
+fn build_daemon(d: &DaemonConfig) -> Result<Daemon, String> {
+    let backend = match d.backend.as_deref().unwrap_or("nftables") {
+        "nftables" => BackendKind::Nftables,
+        "ipset" => BackendKind::Ipset,
+        "log-only" => BackendKind::LogOnly,
+        other => {
+            return Err(format!(
+                "backend: {other:?} is not one of \"nftables\", \"ipset\", \"log-only\""
+            ))
+        }
+    };
+    let table = d.table.clone().unwrap_or_else(|| "rampart".into());
+    let table_ok = !table.is_empty()
+        && table.len() <= 32
+        && table.as_bytes()[0].is_ascii_alphabetic()
+        && table
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !table_ok {
+        return Err(format!(
+            "table: {table:?} must be 1 to 32 letters, digits or '_', starting with a letter"
+        ));
+    }
+    let reconcile_every = parse_duration(d.reconcile_every.as_deref().unwrap_or("60s"))
+        .map_err(|e| format!("reconcile_every: {e}"))?;
+    if reconcile_every < Duration::from_secs(1) {
+        return Err("reconcile_every: must be at least 1s".into());
+    }
+    for (key, p) in [("state", &d.state), ("socket", &d.socket)] {
+        if let Some(p) = p {
+            if !p.is_absolute() {
+                return Err(format!("{key}: {} must be an absolute path", p.display()));
+            }
+        }
+    }
+    Ok(Daemon {
+        state: d
+            .state
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(Daemon::DEFAULT_STATE)),
+        socket: d
+            .socket
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(Daemon::DEFAULT_SOCKET)),
+        backend,
+        forward: d.forward.unwrap_or(false),
+        table,
+        reconcile_every,
+    })
+}
+
+/// Parses port specs (`22`, `"22"`, `"6000-6010"`) into ranges.
+pub fn parse_ports(items: &[PortSpec]) -> Result<Vec<PortRange>, String> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let range = match item {
+            PortSpec::Number(0) => return Err("port 0 is not a port".into()),
+            PortSpec::Number(n) => PortRange {
+                first: *n,
+                last: *n,
+            },
+            PortSpec::Text(t) => {
+                let bad = || format!("{t:?} is not a port or a range like \"6000-6010\"");
+                let num = |s: &str| s.trim().parse::<u16>().ok().filter(|&n| n > 0);
+                match t.split_once('-') {
+                    None => {
+                        let n = num(t).ok_or_else(bad)?;
+                        PortRange { first: n, last: n }
+                    }
+                    Some((a, b)) => {
+                        let (a, b) = (num(a).ok_or_else(bad)?, num(b).ok_or_else(bad)?);
+                        if a > b {
+                            return Err(bad());
+                        }
+                        PortRange { first: a, last: b }
+                    }
+                }
+            }
+        };
+        out.push(range);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Checks one journalctl match term: `FIELD=value` with FIELD of `[A-Z0-9_]`, or `+`.
+pub fn check_journal_term(term: &str) -> Result<(), String> {
+    if term == "+" {
+        return Ok(());
+    }
+    let Some((field, value)) = term.split_once('=') else {
+        return Err(format!("{term:?} is not FIELD=value or \"+\""));
+    };
+    let field_ok = !field.is_empty()
+        && field
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    if !field_ok || value.bytes().any(|b| b.is_ascii_control()) {
+        return Err(format!(
+            "{term:?}: the field must be upper-case letters, digits and '_', the value printable"
+        ));
+    }
+    Ok(())
 }

@@ -210,59 +210,97 @@ impl Scanner {
             let verdict = slot
                 .filter
                 .match_candidates(&mut slot.scratch, msg, candidates);
-            let (pattern, kind, addr, user) = match verdict {
-                Verdict::NoMatch => continue,
-                Verdict::Ignored { pattern } => {
-                    slot.stats.ignored += 1;
-                    (pattern, EventKind::Ignored, None, None)
-                }
-                Verdict::BadHost { pattern } => {
-                    slot.stats.bad_host += 1;
-                    (pattern, EventKind::BadHost, None, None)
-                }
-                Verdict::Hit(hit) => {
-                    let mut addr = hit.addr;
-                    if let (Some(conn), Some(a)) = (hit.conn, hit.addr) {
-                        if slot.conns.remember(conn, a) {
-                            slot.stats.conn_evictions += 1;
-                        }
-                    }
-                    if addr.is_none() {
-                        addr = hit.conn.and_then(|c| slot.conns.lookup(c));
-                    }
-                    let kind = match (hit.kind, addr, time) {
-                        (PatternKind::Note, _, _) => EventKind::Note,
-                        (PatternKind::Failure, None, _) => {
-                            slot.stats.unattributed += 1;
-                            EventKind::Unattributed
-                        }
-                        (PatternKind::Failure, Some(_), None) => {
-                            slot.stats.no_time += 1;
-                            EventKind::NoTime
-                        }
-                        (PatternKind::Failure, Some(_), Some(_)) => {
-                            slot.stats.failures += 1;
-                            slot.stats.per_pattern[hit.pattern] += 1;
-                            EventKind::Failure
-                        }
-                    };
-                    if kind == EventKind::Note {
-                        slot.stats.per_pattern[hit.pattern] += 1;
-                    }
-                    (hit.pattern, kind, addr, hit.user)
-                }
-            };
-            emit(Event {
-                filter: fi,
-                pattern,
-                kind,
-                addr,
-                time,
-                user,
-            });
+            if let Some(event) = judge(slot, fi, verdict, time) {
+                emit(event);
+            }
         }
         stamp.flatten().map(|s| s.time)
     }
+
+    /// Scans a message whose time is already known (a journal entry): no timestamp is
+    /// parsed; `message` is matched from its start (for syslog-style filters, pass
+    /// `"host ident[pid]: text"`).
+    pub fn scan_message<'a>(
+        &mut self,
+        message: &'a [u8],
+        time: Timestamp,
+        mut emit: impl FnMut(Event<'a>),
+    ) {
+        self.stats.lines += 1;
+        self.stats.timed += 1;
+        for (fi, slot) in self.slots.iter_mut().enumerate() {
+            let Some(candidates) = slot.filter.candidates(message) else {
+                continue;
+            };
+            slot.stats.candidates += 1;
+            let verdict = slot
+                .filter
+                .match_candidates(&mut slot.scratch, message, candidates);
+            if let Some(event) = judge(slot, fi, verdict, Some(time)) {
+                emit(event);
+            }
+        }
+    }
+}
+
+/// Turns a filter's verdict into an event, keeping the slot's counters and connection
+/// table; `None` when nothing matched.
+fn judge<'a>(
+    slot: &mut Slot,
+    fi: usize,
+    verdict: Verdict<'a>,
+    time: Option<Timestamp>,
+) -> Option<Event<'a>> {
+    let (pattern, kind, addr, user) = match verdict {
+        Verdict::NoMatch => return None,
+        Verdict::Ignored { pattern } => {
+            slot.stats.ignored += 1;
+            (pattern, EventKind::Ignored, None, None)
+        }
+        Verdict::BadHost { pattern } => {
+            slot.stats.bad_host += 1;
+            (pattern, EventKind::BadHost, None, None)
+        }
+        Verdict::Hit(hit) => {
+            let mut addr = hit.addr;
+            if let (Some(conn), Some(a)) = (hit.conn, hit.addr) {
+                if slot.conns.remember(conn, a) {
+                    slot.stats.conn_evictions += 1;
+                }
+            }
+            if addr.is_none() {
+                addr = hit.conn.and_then(|c| slot.conns.lookup(c));
+            }
+            let kind = match (hit.kind, addr, time) {
+                (PatternKind::Note, _, _) => EventKind::Note,
+                (PatternKind::Failure, None, _) => {
+                    slot.stats.unattributed += 1;
+                    EventKind::Unattributed
+                }
+                (PatternKind::Failure, Some(_), None) => {
+                    slot.stats.no_time += 1;
+                    EventKind::NoTime
+                }
+                (PatternKind::Failure, Some(_), Some(_)) => {
+                    slot.stats.failures += 1;
+                    slot.stats.per_pattern[hit.pattern] += 1;
+                    EventKind::Failure
+                }
+            };
+            if kind == EventKind::Note {
+                slot.stats.per_pattern[hit.pattern] += 1;
+            }
+            (hit.pattern, kind, addr, hit.user)
+        }
+    };
+    Some(Event {
+        filter: fi,
+        pattern,
+        kind,
+        addr,
+        time,
+        user,
+    })
 }
 
 fn parse_time(time: &mut TimeParser, stats: &mut ScanStats, line: &[u8]) -> Option<Stamp> {
