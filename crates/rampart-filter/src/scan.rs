@@ -172,6 +172,12 @@ impl Scanner {
         &self.slots[filter].filter
     }
 
+    /// Moves "now" forward for year inference of syslog timestamps (a daemon calls this per
+    /// batch).
+    pub fn set_now(&mut self, now: Timestamp) {
+        self.time.set_now(now);
+    }
+
     /// The timestamp parser (to ask which format it detected).
     pub fn time_parser(&self) -> &TimeParser {
         &self.time
