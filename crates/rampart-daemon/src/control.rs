@@ -175,10 +175,7 @@ pub fn serve(
                 // One connection at a time: commands are rare and quick, and this bounds
                 // what a client can tie up.
                 if let Err(e) = handle(stream, &submit) {
-                    crate::warn!(
-                        "socket={} error={e} Control connection failed.",
-                        path.display()
-                    );
+                    crate::warn!(socket = %path.display(), error = %e; "Control connection failed.");
                 }
             }
         })

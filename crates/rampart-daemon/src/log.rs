@@ -54,20 +54,49 @@ pub fn write(level: Level, args: fmt::Arguments<'_>) {
     };
 }
 
-/// Logs at info level.
+/// A field value in a log line: written as is, or quoted when it holds spaces or quotes.
+#[derive(Debug)]
+pub struct Field<'a, T: ?Sized>(pub &'a T);
+
+impl<T: fmt::Display + ?Sized> fmt::Display for Field<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0.to_string();
+        if text.is_empty() || text.contains([' ', '"', '\t', '\n']) {
+            write!(f, "{text:?}")
+        } else {
+            f.write_str(&text)
+        }
+    }
+}
+
+/// Logs `key = value, ...; "message"` at a level.
+#[macro_export]
+macro_rules! log_at {
+    ($lvl:expr, $($k:ident = $(%)? $v:expr),* ; $($msg:tt)+) => {
+        $crate::log::write(
+            $lvl,
+            format_args!(
+                concat!($(stringify!($k), "={} ",)* "{}"),
+                $($crate::log::Field(&$v),)*
+                format_args!($($msg)+)
+            ),
+        )
+    };
+}
+/// Logs at info level: `info!(jail = %name, n = 3; "Message.")`.
 #[macro_export]
 macro_rules! info {
-    ($($t:tt)*) => { $crate::log::write($crate::log::Level::Info, format_args!($($t)*)) };
+    ($($t:tt)*) => { $crate::log_at!($crate::log::Level::Info, $($t)*) };
 }
 /// Logs at warning level.
 #[macro_export]
 macro_rules! warn {
-    ($($t:tt)*) => { $crate::log::write($crate::log::Level::Warn, format_args!($($t)*)) };
+    ($($t:tt)*) => { $crate::log_at!($crate::log::Level::Warn, $($t)*) };
 }
 /// Logs at error level.
 #[macro_export]
 macro_rules! error {
-    ($($t:tt)*) => { $crate::log::write($crate::log::Level::Error, format_args!($($t)*)) };
+    ($($t:tt)*) => { $crate::log_at!($crate::log::Level::Error, $($t)*) };
 }
 
 /// Lets at most `burst` events through per minute and counts the rest, so a flood of bad
@@ -113,6 +142,13 @@ impl RateLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_with_spaces_are_quoted() {
+        assert_eq!(Field(&"a b").to_string(), "\"a b\"");
+        assert_eq!(Field(&"ab").to_string(), "ab");
+        assert_eq!(Field(&3).to_string(), "3");
+    }
 
     #[test]
     fn rate_limit_passes_a_burst_per_minute_and_counts_the_rest() {

@@ -1,0 +1,1259 @@
+//! The engine: one thread that owns every jail's matcher and detector, the state file and
+//! the backend. Sources feed it batches through one bounded queue; the control socket and
+//! the signal thread feed it through the same queue, so nothing here needs a lock.
+//!
+//! Order of work for a batch: match -> count -> persist the bans (and the lagged source
+//! checkpoint) in one transaction -> apply the bans to the kernel in one transaction.
+//!
+//! Checkpoints lag by the jail's window: the position persisted for a source is where it
+//! stood `window + reorder_tolerance` ago. After a restart (or a reload) the source resumes
+//! there, and re-reading that stretch rebuilds the failure counts exactly as they were,
+//! while bans already decided are recognised from the state file (the detector is seeded
+//! with them, so their failures count as "while banned"). So no failure is counted twice
+//! and none written while the daemon was down is missed.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use rampart_config::{Config, Jail, SourceKind};
+use rampart_core::{
+    format_duration, parse_duration, Backend, Ban, Clock, Entry, Failure, JailName, Offender,
+    Scope, SystemClock, Timestamp,
+};
+use rampart_detect::{JailDetector, Outcome};
+use rampart_filter::time::TimeParser;
+use rampart_filter::{EventKind, Scanner};
+use rampart_source::{
+    Checkpoint, FileSource, FileSourceConfig, JournalConfig, JournalEntry, JournalSource,
+    LineBatch,
+};
+use rampart_store::{Batch, BanRecord, Lift, Origin, Store};
+use serde_json::json;
+
+use crate::control::{Call, Request, Response};
+use crate::host::OwnAddrs;
+use crate::log::RateLimit;
+use crate::{error, info, warn};
+
+/// Lines per batch a file source hands over.
+const BATCH_LINES: usize = 8192;
+/// Journal entries per batch.
+const BATCH_ENTRIES: usize = 2048;
+/// Checkpoint marks kept per jail (one per second at most; older ones are dropped first).
+const MAX_MARKS: usize = 4096;
+/// How often the engine wakes up with nothing to do.
+const TICK: Duration = Duration::from_millis(500);
+
+/// What reaches the engine.
+#[derive(Debug)]
+pub enum Event {
+    /// Lines from a jail's file source, and where the source stands after them.
+    Lines {
+        /// Jail index in the current generation.
+        jail: usize,
+        /// The generation of the jail set (bumped by reload).
+        gen: u64,
+        /// The lines.
+        batch: LineBatch,
+        /// The source's checkpoints after these lines.
+        checkpoints: Vec<Checkpoint>,
+    },
+    /// Entries from a jail's journal source.
+    Journal {
+        /// Jail index.
+        jail: usize,
+        /// Generation.
+        gen: u64,
+        /// The entries.
+        entries: Vec<JournalEntry>,
+        /// The cursor after them.
+        cursor: Option<String>,
+    },
+    /// A source stopped with an error (the jail keeps its state; the reconcile restarts it).
+    SourceFailed {
+        /// Jail index.
+        jail: usize,
+        /// Generation.
+        gen: u64,
+        /// What went wrong.
+        message: String,
+    },
+    /// A control request.
+    Control(Call),
+    /// A signal number (SIGHUP reloads; SIGTERM and SIGINT stop).
+    Signal(i32),
+}
+
+/// A ban the kernel should hold.
+#[derive(Debug, Clone, Copy)]
+struct Active {
+    start: Timestamp,
+    end: Timestamp,
+    level: u32,
+    failures: u32,
+    manual: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+struct JailCounters {
+    lines: u64,
+    failures: u64,
+    stale: u64,
+    own: u64,
+    bans: u64,
+    source_errors: u64,
+}
+
+#[derive(Debug)]
+struct JailRt {
+    jail: Jail,
+    scanner: Scanner,
+    detector: JailDetector,
+    input: Input,
+    /// (wall time after a batch, checkpoint text then); oldest first.
+    marks: VecDeque<(Timestamp, String)>,
+    /// The checkpoint text last persisted (or loaded at start).
+    saved: Option<String>,
+    /// The lagged checkpoint chosen but not yet persisted.
+    pending: Option<String>,
+    counters: JailCounters,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Input {
+    Files(Vec<String>),
+    Journal(Vec<String>),
+    None,
+}
+
+impl Input {
+    fn key(&self, jail: &JailName) -> String {
+        match self {
+            Input::Files(_) | Input::None => format!("file:{jail}"),
+            Input::Journal(_) => format!("journal:{jail}"),
+        }
+    }
+    fn describe(&self) -> String {
+        match self {
+            Input::Files(p) => format!("files {}", p.join(", ")),
+            Input::Journal(t) => format!("journal {}", t.join(" ")),
+            Input::None => "none".into(),
+        }
+    }
+}
+
+/// Counters of the whole daemon.
+#[derive(Debug, Default, Clone)]
+struct Counters {
+    store_errors: u64,
+    backend_errors: u64,
+    reconcile_repairs: u64,
+    reconciles: u64,
+    restored: u64,
+}
+
+/// Settings the engine needs beyond the config file.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The config file (reloaded from here).
+    pub config_path: Option<PathBuf>,
+    /// `--dry-run`.
+    pub dry_run: bool,
+    /// Extra args for the journal source (tests: a journal file).
+    pub journal_file: Option<PathBuf>,
+}
+
+/// The engine.
+#[derive(Debug)]
+pub struct Engine {
+    settings: Settings,
+    config: Config,
+    store: Store,
+    backend: Box<dyn Backend>,
+    tx: SyncSender<Event>,
+    jails: Vec<JailRt>,
+    gen: u64,
+    active: HashMap<(JailName, IpNet), Active>,
+    own: OwnAddrs,
+    counters: Counters,
+    started: Instant,
+    next_reconcile: Instant,
+    needs_reconcile: bool,
+    last_commit: Timestamp,
+    next_prune: Instant,
+    ban_log: RateLimit,
+    err_log: RateLimit,
+    stopping: bool,
+}
+
+fn now() -> Timestamp {
+    SystemClock.now()
+}
+
+fn lag(j: &Jail) -> Duration {
+    j.policy.window + j.policy.reorder_tolerance
+}
+
+impl Engine {
+    /// Builds the engine: prepares the firewall, re-applies unexpired bans in one batch and
+    /// seeds escalation history, all before any source starts.
+    pub fn new(
+        settings: Settings,
+        config: Config,
+        store: Store,
+        mut backend: Box<dyn Backend>,
+        tx: SyncSender<Event>,
+    ) -> Result<Self, crate::DaemonError> {
+        let scopes: Vec<Scope> = config.jails.iter().map(|j| j.scope.clone()).collect();
+        backend.prepare(&scopes)?;
+        let reconcile_every = config.daemon.reconcile_every;
+        let mut engine = Self {
+            settings,
+            config,
+            store,
+            backend,
+            tx,
+            jails: Vec::new(),
+            gen: 0,
+            active: HashMap::new(),
+            own: OwnAddrs::read(),
+            counters: Counters::default(),
+            started: Instant::now(),
+            next_reconcile: Instant::now() + reconcile_every,
+            needs_reconcile: false,
+            last_commit: Timestamp::from_micros(0),
+            next_prune: Instant::now() + Duration::from_secs(60),
+            ban_log: RateLimit::new(100),
+            err_log: RateLimit::new(20),
+            stopping: false,
+        };
+        engine.restore()?;
+        engine.build_jails()?;
+        Ok(engine)
+    }
+
+    /// Loads unexpired bans from the state file and applies them in one batch.
+    fn restore(&mut self) -> Result<(), crate::DaemonError> {
+        let t0 = Instant::now();
+        let now = now();
+        let names: HashSet<&str> = self
+            .config
+            .jails
+            .iter()
+            .map(|j| j.policy.jail.as_str())
+            .collect();
+        let mut entries = Vec::new();
+        let mut orphans = Vec::new();
+        for r in self.store.active_bans(now)? {
+            if !names.contains(r.jail.as_str()) {
+                orphans.push(Lift {
+                    jail: Some(r.jail.clone()),
+                    net: r.net,
+                    at: now,
+                    reason: "jail no longer configured".into(),
+                });
+                continue;
+            }
+            entries.push(Entry {
+                jail: r.jail.clone(),
+                net: r.net,
+                expires: r.end,
+            });
+            self.active.insert(
+                (r.jail.clone(), r.net),
+                Active {
+                    start: r.start,
+                    end: r.end,
+                    level: r.level,
+                    failures: r.failures,
+                    manual: r.origin == Origin::Manual,
+                },
+            );
+        }
+        if !orphans.is_empty() {
+            self.store.commit(&Batch {
+                bans: Vec::new(),
+                lifts: orphans,
+                checkpoints: Vec::new(),
+            })?;
+        }
+        self.backend.ban(&entries, now)?;
+        self.counters.restored = entries.len() as u64;
+        info!(
+            bans = entries.len(),
+            ms = t0.elapsed().as_millis(),
+            backend = self.backend.name();
+            "Re-applied unexpired bans."
+        );
+        Ok(())
+    }
+
+    /// Builds the jails' matchers and detectors for the current config (a new generation),
+    /// seeded from the state file; sources are not started.
+    fn build_jails(&mut self) -> Result<(), crate::DaemonError> {
+        let now = now();
+        self.gen += 1;
+        let stored: HashMap<String, String> = self.store.checkpoints()?.into_iter().collect();
+        let mut jails = Vec::with_capacity(self.config.jails.len());
+        for j in &self.config.jails {
+            let mut detector = JailDetector::new(j.policy.clone())
+                .map_err(|e| crate::DaemonError::Setup(e.to_string()))?;
+            let memory = j
+                .policy
+                .escalation
+                .as_ref()
+                .map(|e| e.forget_after + e.max)
+                .unwrap_or(Duration::ZERO)
+                .max(j.policy.ban_for + lag(j));
+            let since = now.saturating_sub(memory);
+            let mut rows: Vec<_> = self
+                .store
+                .history(since)?
+                .into_iter()
+                .filter(|r| r.jail == j.policy.jail)
+                .collect();
+            // Oldest first, so that if the history table is full the newest stay.
+            rows.sort_by_key(|r| r.last_end);
+            for r in rows {
+                let offender = Offender::from_addr(r.net.addr(), j.policy.ipv6_prefix);
+                detector.seed_history(offender, r.bans, r.last_end);
+            }
+            let input = pick_input(j);
+            let saved = stored.get(&input.key(&j.policy.jail)).cloned();
+            let scanner = Scanner::new(
+                vec![Arc::clone(&j.filter)],
+                TimeParser::new(j.filter.timestamp(), self.config.zone.clone(), now),
+                false,
+            );
+            jails.push(JailRt {
+                jail: j.clone(),
+                scanner,
+                detector,
+                input,
+                marks: VecDeque::new(),
+                saved,
+                pending: None,
+                counters: JailCounters::default(),
+                stop: Arc::new(AtomicBool::new(false)),
+                thread: None,
+            });
+        }
+        self.jails = jails;
+        Ok(())
+    }
+
+    /// Starts every jail's source thread.
+    pub fn start_sources(&mut self) -> Result<(), crate::DaemonError> {
+        let now = now();
+        for idx in 0..self.jails.len() {
+            self.start_source(idx, now)?;
+        }
+        Ok(())
+    }
+
+    fn start_source(&mut self, idx: usize, now: Timestamp) -> Result<(), crate::DaemonError> {
+        let gen = self.gen;
+        let tx = self.tx.clone();
+        let j = &mut self.jails[idx];
+        let stop = Arc::new(AtomicBool::new(false));
+        j.stop = Arc::clone(&stop);
+        let name = j.jail.policy.jail.clone();
+        let thread = match &j.input {
+            Input::None => None,
+            Input::Files(patterns) => {
+                let checkpoints: Vec<Checkpoint> = match &j.saved {
+                    Some(text) => serde_json::from_str(text).unwrap_or_else(|e| {
+                        warn!(jail = %name, error = %e; "Ignoring an unreadable checkpoint.");
+                        Vec::new()
+                    }),
+                    None => Vec::new(),
+                };
+                let config = FileSourceConfig {
+                    patterns: patterns.clone(),
+                    ..FileSourceConfig::default()
+                };
+                let mut source = FileSource::new(config, checkpoints)?;
+                let spawn = std::thread::Builder::new().name(format!("src-{name}"));
+                Some(
+                    spawn
+                        .spawn(move || {
+                            let mut batch = LineBatch::default();
+                            while !stop.load(Ordering::Relaxed) {
+                                match source.read(&mut batch, BATCH_LINES) {
+                                    Ok(0) => {
+                                        if let Err(e) = source.wait(TICK) {
+                                            let _ = tx.send(Event::SourceFailed {
+                                                jail: idx,
+                                                gen,
+                                                message: e.to_string(),
+                                            });
+                                            std::thread::sleep(Duration::from_secs(1));
+                                        }
+                                    }
+                                    Ok(_) => {
+                                        let full = std::mem::take(&mut batch);
+                                        let ev = Event::Lines {
+                                            jail: idx,
+                                            gen,
+                                            batch: full,
+                                            checkpoints: source.checkpoints(),
+                                        };
+                                        // Blocks while the queue is full: back-pressure.
+                                        if tx.send(ev).is_err() {
+                                            return;
+                                        }
+                                    }
+                                    Err(e) => {
+                                        let _ = tx.send(Event::SourceFailed {
+                                            jail: idx,
+                                            gen,
+                                            message: e.to_string(),
+                                        });
+                                        std::thread::sleep(Duration::from_secs(1));
+                                    }
+                                }
+                            }
+                        })
+                        .map_err(|e| crate::DaemonError::Setup(e.to_string()))?,
+                )
+            }
+            Input::Journal(terms) => {
+                let since = now.saturating_sub(lag(&j.jail));
+                let config = JournalConfig {
+                    matches: terms.clone(),
+                    file: self.settings.journal_file.clone(),
+                    since: Some(since),
+                    ..JournalConfig::default()
+                };
+                let mut source = JournalSource::new(config, j.saved.clone())?;
+                let spawn = std::thread::Builder::new().name(format!("src-{name}"));
+                Some(
+                    spawn
+                        .spawn(move || {
+                            let mut entries = Vec::new();
+                            while !stop.load(Ordering::Relaxed) {
+                                match source.read(&mut entries, BATCH_ENTRIES) {
+                                    Ok(0) => {
+                                        let _ = source.wait(TICK);
+                                    }
+                                    Ok(_) => {
+                                        let ev = Event::Journal {
+                                            jail: idx,
+                                            gen,
+                                            entries: std::mem::take(&mut entries),
+                                            cursor: source.cursor(),
+                                        };
+                                        if tx.send(ev).is_err() {
+                                            return;
+                                        }
+                                    }
+                                    Err(e) => {
+                                        let _ = tx.send(Event::SourceFailed {
+                                            jail: idx,
+                                            gen,
+                                            message: e.to_string(),
+                                        });
+                                        std::thread::sleep(Duration::from_secs(1));
+                                    }
+                                }
+                            }
+                        })
+                        .map_err(|e| crate::DaemonError::Setup(e.to_string()))?,
+                )
+            }
+        };
+        let j = &mut self.jails[idx];
+        j.thread = thread;
+        info!(jail = %j.jail.policy.jail, source = %j.input.describe(); "Jail started.");
+        Ok(())
+    }
+
+    /// Runs until SIGTERM/SIGINT.
+    pub fn run(&mut self, rx: &Receiver<Event>) {
+        let mut next_tick = Instant::now() + TICK;
+        while !self.stopping {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(ev) => self.handle(ev, rx),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if Instant::now() >= next_tick {
+                self.tick();
+                next_tick = Instant::now() + TICK;
+            }
+        }
+    }
+
+    fn handle(&mut self, ev: Event, rx: &Receiver<Event>) {
+        match ev {
+            Event::Lines {
+                jail,
+                gen,
+                batch,
+                checkpoints,
+            } => {
+                if gen == self.gen {
+                    self.on_lines(jail, &batch, &checkpoints);
+                }
+            }
+            Event::Journal {
+                jail,
+                gen,
+                entries,
+                cursor,
+            } => {
+                if gen == self.gen {
+                    self.on_journal(jail, &entries, cursor);
+                }
+            }
+            Event::SourceFailed { jail, gen, message } => {
+                if gen == self.gen {
+                    if let Some(j) = self.jails.get_mut(jail) {
+                        j.counters.source_errors += 1;
+                        let name = j.jail.policy.jail.clone();
+                        if self.err_log.allow(now()).0 {
+                            warn!(jail = %name, error = %message; "Log source failed; retrying.");
+                        }
+                    }
+                }
+            }
+            Event::Control(call) => {
+                let resp = self.control(call.request, rx);
+                let _ = call.reply.try_send(resp);
+            }
+            Event::Signal(sig) => match sig {
+                signal_hook::consts::SIGHUP => match self.reload(rx) {
+                    Ok(msg) => info!(; "{msg}"),
+                    Err(msg) => error!(error = %msg; "Reload refused; the old configuration keeps running."),
+                },
+                _ => {
+                    info!(signal = sig; "Stopping.");
+                    self.stopping = true;
+                }
+            },
+        }
+    }
+
+    fn on_lines(&mut self, idx: usize, batch: &LineBatch, checkpoints: &[Checkpoint]) {
+        let now = now();
+        let Some(j) = self.jails.get_mut(idx) else {
+            return;
+        };
+        j.scanner.set_now(now);
+        let mut found: Vec<(IpAddr, Timestamp)> = Vec::new();
+        for (_path, line) in batch.iter() {
+            j.counters.lines += 1;
+            j.scanner.scan(line, |e| {
+                if e.kind == EventKind::Failure {
+                    if let (Some(a), Some(t)) = (e.addr, e.time) {
+                        found.push((a, t));
+                    }
+                }
+            });
+        }
+        let text = serde_json::to_string(checkpoints).unwrap_or_default();
+        self.after_batch(idx, &found, text, now);
+    }
+
+    fn on_journal(&mut self, idx: usize, entries: &[JournalEntry], cursor: Option<String>) {
+        let now = now();
+        let Some(j) = self.jails.get_mut(idx) else {
+            return;
+        };
+        let mut found: Vec<(IpAddr, Timestamp)> = Vec::new();
+        let mut line = Vec::with_capacity(512);
+        for e in entries {
+            j.counters.lines += 1;
+            // Present the entry the way syslog writes it, so syslog-style filters match.
+            line.clear();
+            line.extend_from_slice(e.hostname.as_deref().unwrap_or("localhost").as_bytes());
+            line.push(b' ');
+            line.extend_from_slice(e.identifier.as_deref().unwrap_or("unknown").as_bytes());
+            line.extend_from_slice(format!("[{}]: ", e.pid.unwrap_or(0)).as_bytes());
+            line.extend_from_slice(&e.message);
+            j.scanner.scan_message(&line, e.realtime, |ev| {
+                if ev.kind == EventKind::Failure {
+                    if let (Some(a), Some(t)) = (ev.addr, ev.time) {
+                        found.push((a, t));
+                    }
+                }
+            });
+        }
+        let text = cursor.unwrap_or_default();
+        self.after_batch(idx, &found, text, now);
+    }
+
+    /// Counts the failures of a batch, then persists and applies the bans they lead to.
+    fn after_batch(
+        &mut self,
+        idx: usize,
+        found: &[(IpAddr, Timestamp)],
+        checkpoint: String,
+        now: Timestamp,
+    ) {
+        let own = &self.own;
+        let j = &mut self.jails[idx];
+        let oldest = now.saturating_sub(lag(&j.jail));
+        let mut bans = Vec::new();
+        for &(addr, time) in found {
+            j.counters.failures += 1;
+            if own.contains(addr) {
+                j.counters.own += 1;
+                continue;
+            }
+            if time < oldest {
+                // Older than the window (first start, or a long outage): history, not a
+                // reason to ban now.
+                j.counters.stale += 1;
+                continue;
+            }
+            if let Outcome::Banned(ban) = j.detector.record(Failure { addr, time }) {
+                j.counters.bans += 1;
+                bans.push(ban);
+            }
+        }
+        // Checkpoint marks: at most one per second; the one persisted lags by the window.
+        if !checkpoint.is_empty()
+            && j
+                .marks
+                .back()
+                .is_none_or(|(t, _)| now.as_micros() - t.as_micros() >= 1_000_000)
+        {
+            if j.marks.len() >= MAX_MARKS {
+                j.marks.pop_front();
+            }
+            j.marks.push_back((now, checkpoint));
+        }
+        select_lagged(j, now);
+        if !bans.is_empty() {
+            self.decide(bans, now);
+        }
+    }
+
+    /// Persists then applies detected bans.
+    fn decide(&mut self, bans: Vec<Ban>, now: Timestamp) {
+        let records: Vec<BanRecord> = bans.iter().map(BanRecord::from).collect();
+        let checkpoints = self.take_pending();
+        if let Err(e) = self.store.commit(&Batch {
+            bans: records,
+            lifts: Vec::new(),
+            checkpoints,
+        }) {
+            // Enforce anyway: an unpersisted ban still protects the host; the error is loud.
+            self.counters.store_errors += 1;
+            if self.err_log.allow(now).0 {
+                error!(error = %e; "Could not persist bans; enforcing them anyway.");
+            }
+        } else {
+            self.last_commit = now;
+        }
+        let entries: Vec<Entry> = bans
+            .iter()
+            .filter(|b| b.end > now)
+            .map(|b| Entry {
+                jail: b.jail.clone(),
+                net: b.offender.net(),
+                expires: b.end,
+            })
+            .collect();
+        self.apply(&entries, now);
+        for b in &bans {
+            if b.end > now {
+                self.active.insert(
+                    (b.jail.clone(), b.offender.net()),
+                    Active {
+                        start: b.start,
+                        end: b.end,
+                        level: b.level,
+                        failures: b.failures,
+                        manual: false,
+                    },
+                );
+            }
+            let (log, suppressed) = self.ban_log.allow(now);
+            if suppressed > 0 {
+                info!(suppressed = suppressed; "Ban messages were rate-limited.");
+            }
+            if log {
+                info!(
+                    jail = %b.jail,
+                    ip = %b.offender.net(),
+                    failures = b.failures,
+                    level = b.level,
+                    until = %b.end;
+                    "Banned offender."
+                );
+            }
+        }
+    }
+
+    fn apply(&mut self, entries: &[Entry], now: Timestamp) {
+        if entries.is_empty() {
+            return;
+        }
+        if let Err(e) = self.backend.ban(entries, now) {
+            self.counters.backend_errors += 1;
+            self.needs_reconcile = true;
+            if self.err_log.allow(now).0 {
+                error!(error = %e; "Could not apply bans; the reconcile retries.");
+            }
+        }
+    }
+
+    fn take_pending(&mut self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for j in &mut self.jails {
+            if let Some(text) = j.pending.take() {
+                out.push((j.input.key(&j.jail.policy.jail), text.clone()));
+                j.saved = Some(text);
+            }
+        }
+        out
+    }
+
+    fn tick(&mut self) {
+        let now = now();
+        for j in &mut self.jails {
+            select_lagged(j, now);
+        }
+        if self.jails.iter().any(|j| j.pending.is_some())
+            && now.as_micros() - self.last_commit.as_micros() >= 1_000_000
+        {
+            let checkpoints = self.take_pending();
+            match self.store.commit(&Batch {
+                bans: Vec::new(),
+                lifts: Vec::new(),
+                checkpoints,
+            }) {
+                Ok(()) => self.last_commit = now,
+                Err(e) => {
+                    self.counters.store_errors += 1;
+                    if self.err_log.allow(now).0 {
+                        error!(error = %e; "Could not persist source checkpoints.");
+                    }
+                }
+            }
+        }
+        self.active.retain(|_, a| a.end > now);
+        if self.needs_reconcile || Instant::now() >= self.next_reconcile {
+            self.reconcile(now);
+        }
+        if Instant::now() >= self.next_prune {
+            self.next_prune = Instant::now() + Duration::from_secs(3600);
+            let keep = self
+                .config
+                .jails
+                .iter()
+                .map(|j| {
+                    j.policy
+                        .escalation
+                        .as_ref()
+                        .map(|e| e.forget_after + e.max)
+                        .unwrap_or(Duration::ZERO)
+                        .max(j.policy.ban_for)
+                })
+                .max()
+                .unwrap_or(Duration::ZERO)
+                + Duration::from_secs(86_400);
+            if let Err(e) = self.store.prune(now.saturating_sub(keep)) {
+                warn!(error = %e; "Could not prune old bans from the state file.");
+            }
+        }
+        // A source thread that died (it never should) is restarted here.
+        for idx in 0..self.jails.len() {
+            let dead = self.jails[idx]
+                .thread
+                .as_ref()
+                .is_some_and(|t| t.is_finished());
+            if dead && !self.stopping {
+                warn!(jail = %self.jails[idx].jail.policy.jail; "Source thread ended; restarting it.");
+                if let Err(e) = self.start_source(idx, now) {
+                    self.jails[idx].counters.source_errors += 1;
+                    if self.err_log.allow(now).0 {
+                        error!(error = %e; "Could not restart a log source.");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Makes the kernel sets match the active bans: recreates rampart's table and sets if
+    /// they are gone, re-adds missing bans, removes bans nobody decided.
+    fn reconcile(&mut self, now: Timestamp) {
+        self.next_reconcile = Instant::now() + self.config.daemon.reconcile_every;
+        self.needs_reconcile = false;
+        self.counters.reconciles += 1;
+        self.own = OwnAddrs::read();
+        let scopes: Vec<Scope> = self.config.jails.iter().map(|j| j.scope.clone()).collect();
+        let listed = self
+            .backend
+            .prepare(&scopes)
+            .and_then(|()| self.backend.list(now));
+        let kernel = match listed {
+            Ok(k) => k,
+            Err(e) => {
+                self.counters.backend_errors += 1;
+                self.needs_reconcile = true;
+                if self.err_log.allow(now).0 {
+                    error!(error = %e; "Reconcile failed; retrying.");
+                }
+                return;
+            }
+        };
+        let held: HashSet<(JailName, IpNet)> =
+            kernel.into_iter().map(|e| (e.jail, e.net)).collect();
+        let margin = Timestamp::from_micros(now.as_micros() + 1_000_000);
+        let missing: Vec<Entry> = self
+            .active
+            .iter()
+            .filter(|(k, a)| a.end > margin && !held.contains(*k))
+            .map(|((jail, net), a)| Entry {
+                jail: jail.clone(),
+                net: *net,
+                expires: a.end,
+            })
+            .collect();
+        let extra: Vec<(JailName, IpNet)> = held
+            .into_iter()
+            .filter(|k| !self.active.contains_key(k))
+            .collect();
+        if !missing.is_empty() {
+            self.counters.reconcile_repairs += missing.len() as u64;
+            warn!(missing = missing.len(); "Kernel sets lacked active bans; restoring them.");
+            self.apply(&missing, now);
+        }
+        if !extra.is_empty() {
+            info!(extra = extra.len(); "Removing kernel bans the state file does not hold.");
+            if let Err(e) = self.backend.unban(&extra) {
+                self.counters.backend_errors += 1;
+                error!(error = %e; "Could not remove stray bans.");
+            }
+        }
+    }
+
+    fn control(&mut self, req: Request, rx: &Receiver<Event>) -> Response {
+        match req {
+            Request::Status { jail } => self.status(jail.as_deref()),
+            Request::Bans => self.bans(),
+            Request::Ban {
+                jail,
+                addr,
+                duration,
+            } => match self.manual_ban(&jail, &addr, duration.as_deref()) {
+                Ok(v) => Response::ok(v),
+                Err(m) => Response::err(m),
+            },
+            Request::Unban { addr } => match self.manual_unban(&addr) {
+                Ok(v) => Response::ok(v),
+                Err(m) => Response::err(m),
+            },
+            Request::Reload => match self.reload(rx) {
+                Ok(m) => {
+                    info!(; "{m}");
+                    Response::ok(json!({ "message": m }))
+                }
+                Err(m) => {
+                    error!(error = %m; "Reload refused; the old configuration keeps running.");
+                    Response::err(m)
+                }
+            },
+        }
+    }
+
+    fn status(&self, only: Option<&str>) -> Response {
+        let now = now();
+        if let Some(name) = only {
+            if !self.jails.iter().any(|j| j.jail.policy.jail.as_str() == name) {
+                return Response::err(format!("no jail named {name:?}"));
+            }
+        }
+        let jails: Vec<_> = self
+            .jails
+            .iter()
+            .filter(|j| only.is_none_or(|n| n == j.jail.policy.jail.as_str()))
+            .map(|j| {
+                let name = &j.jail.policy.jail;
+                let active = self.active.keys().filter(|(jn, _)| jn == name).count();
+                let d = j.detector.stats();
+                json!({
+                    "name": name.as_str(),
+                    "source": j.input.describe(),
+                    "lines": j.counters.lines,
+                    "failures": j.counters.failures,
+                    "stale_failures": j.counters.stale,
+                    "own_address_failures": j.counters.own,
+                    "allowlisted": d.allowlisted,
+                    "while_banned": d.while_banned,
+                    "bans": j.counters.bans,
+                    "active_bans": active,
+                    "tracked_offenders": j.detector.tracked(),
+                    "source_errors": j.counters.source_errors,
+                    "ports": j.jail.scope.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let store = self.store.stats(now).ok();
+        Response::ok(json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "uptime_s": self.started.elapsed().as_secs(),
+            "config": self.settings.config_path.as_ref().map(|p| p.display().to_string()),
+            "backend": self.backend.name(),
+            "dry_run": self.settings.dry_run,
+            "state": self.config.daemon.state.display().to_string(),
+            "active_bans": self.active.len(),
+            "restored_at_start": self.counters.restored,
+            "reconciles": self.counters.reconciles,
+            "reconcile_repairs": self.counters.reconcile_repairs,
+            "store_errors": self.counters.store_errors,
+            "backend_errors": self.counters.backend_errors,
+            "stored_bans": store.as_ref().map(|s| s.bans),
+            "rss_kib": rss_kib(),
+            "jails": jails,
+        }))
+    }
+
+    fn bans(&self) -> Response {
+        let now = now();
+        let mut list: Vec<_> = self.active.iter().filter(|(_, a)| a.end > now).collect();
+        list.sort_by(|a, b| (a.0 .0.as_str(), a.0 .1).cmp(&(b.0 .0.as_str(), b.0 .1)));
+        let items: Vec<_> = list
+            .into_iter()
+            .map(|((jail, net), a)| {
+                json!({
+                    "jail": jail.as_str(),
+                    "net": net.to_string(),
+                    "start": a.start.to_string(),
+                    "end": a.end.to_string(),
+                    "remaining_s": (a.end.as_micros() - now.as_micros()) / 1_000_000,
+                    "level": a.level,
+                    "failures": a.failures,
+                    "origin": if a.manual { "manual" } else { "detected" },
+                })
+            })
+            .collect();
+        Response::ok(json!(items))
+    }
+
+    fn manual_ban(
+        &mut self,
+        jail: &str,
+        addr: &str,
+        duration: Option<&str>,
+    ) -> Result<serde_json::Value, String> {
+        let now = now();
+        let Some(idx) = self
+            .jails
+            .iter()
+            .position(|j| j.jail.policy.jail.as_str() == jail)
+        else {
+            return Err(format!("no jail named {jail:?}"));
+        };
+        let policy = self.jails[idx].jail.policy.clone();
+        let ip: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{addr:?} is not an IP address"))?;
+        let ip = ip.to_canonical();
+        if self.own.contains(ip) {
+            return Err(format!(
+                "refused: {ip} is loopback or one of this host's own addresses"
+            ));
+        }
+        let offender = Offender::from_addr(ip, policy.ipv6_prefix);
+        if policy.allow.overlaps(offender.net()) {
+            return Err(format!(
+                "refused: {} is allowlisted in jail {jail} (the allowlist always wins)",
+                offender.net()
+            ));
+        }
+        let for_ = match duration {
+            Some(d) => parse_duration(d).map_err(|e| e.to_string())?,
+            None => policy.ban_for,
+        };
+        if for_.is_zero() {
+            return Err("the duration must be more than zero".into());
+        }
+        let end = now.saturating_add(for_);
+        let key = (policy.jail.clone(), offender.net());
+        let level = self.active.get(&key).map(|a| a.level).unwrap_or(0);
+        let record = BanRecord {
+            jail: policy.jail.clone(),
+            net: offender.net(),
+            addr: ip,
+            start: now,
+            end,
+            failures: 0,
+            level,
+            origin: Origin::Manual,
+        };
+        self.store
+            .commit(&Batch {
+                bans: vec![record],
+                lifts: Vec::new(),
+                checkpoints: Vec::new(),
+            })
+            .map_err(|e| format!("could not persist the ban: {e}"))?;
+        self.backend
+            .ban(
+                &[Entry {
+                    jail: policy.jail.clone(),
+                    net: offender.net(),
+                    expires: end,
+                }],
+                now,
+            )
+            .map_err(|e| format!("persisted, but the firewall refused it: {e}"))?;
+        self.active.insert(
+            key,
+            Active {
+                start: now,
+                end,
+                level,
+                failures: 0,
+                manual: true,
+            },
+        );
+        self.jails[idx]
+            .detector
+            .seed_history(offender, level + 1, end);
+        info!(jail = %policy.jail, ip = %offender.net(), until = %end; "Banned offender by hand.");
+        Ok(json!({
+            "jail": policy.jail.as_str(),
+            "net": offender.net().to_string(),
+            "end": end.to_string(),
+            "duration": format_duration(for_),
+        }))
+    }
+
+    fn manual_unban(&mut self, addr: &str) -> Result<serde_json::Value, String> {
+        let now = now();
+        let target: IpNet = addr
+            .trim()
+            .parse::<IpNet>()
+            .or_else(|_| addr.trim().parse::<IpAddr>().map(|a| IpNet::from(a.to_canonical())))
+            .map_err(|_| format!("{addr:?} is not an IP address or network"))?;
+        let hits: Vec<(JailName, IpNet, u32)> = self
+            .active
+            .iter()
+            .filter(|((_, net), _)| net.contains(&target.addr()) || target.contains(net))
+            .map(|((j, n), a)| (j.clone(), *n, a.level))
+            .collect();
+        if hits.is_empty() {
+            return Err(format!("{target} is not banned in any jail"));
+        }
+        let lifts: Vec<Lift> = hits
+            .iter()
+            .map(|(j, n, _)| Lift {
+                jail: Some(j.clone()),
+                net: *n,
+                at: now,
+                reason: "unbanned by hand".into(),
+            })
+            .collect();
+        self.store
+            .commit(&Batch {
+                bans: Vec::new(),
+                lifts,
+                checkpoints: Vec::new(),
+            })
+            .map_err(|e| format!("could not persist the unban: {e}"))?;
+        let keys: Vec<(JailName, IpNet)> = hits.iter().map(|(j, n, _)| (j.clone(), *n)).collect();
+        for k in &keys {
+            self.active.remove(k);
+        }
+        for (jail, net, level) in &hits {
+            if let Some(j) = self.jails.iter_mut().find(|j| &j.jail.policy.jail == jail) {
+                let offender = Offender::from_addr(net.addr(), j.jail.policy.ipv6_prefix);
+                j.detector.seed_history(offender, level + 1, now);
+            }
+        }
+        self.backend
+            .unban(&keys)
+            .map_err(|e| format!("lifted in the state file, but the firewall refused: {e}"))?;
+        info!(ip = %target, jails = keys.len(); "Unbanned by hand.");
+        Ok(json!({
+            "unbanned": keys.iter().map(|(j, n)| json!({"jail": j.as_str(), "net": n.to_string()})).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// Re-reads the config file; an invalid one changes nothing.
+    fn reload(&mut self, rx: &Receiver<Event>) -> Result<String, String> {
+        let Some(path) = self.settings.config_path.clone() else {
+            return Err("running on the built-in default config; there is no file to reload".into());
+        };
+        let new = Config::load(&path).map_err(|e| e.to_string())?;
+        if new.daemon != self.config.daemon {
+            return Err(
+                "the [daemon] section changed; restart rampart to apply it (nothing was reloaded)"
+                    .into(),
+            );
+        }
+        let scopes: Vec<Scope> = new.jails.iter().map(|j| j.scope.clone()).collect();
+        self.backend
+            .prepare(&scopes)
+            .map_err(|e| format!("the firewall refused the new jails: {e}"))?;
+        // Stop the old sources, draining the queue so none stays blocked on a full one.
+        self.stop_sources(rx);
+        let checkpoints = self.take_pending();
+        if !checkpoints.is_empty() {
+            if let Err(e) = self.store.commit(&Batch {
+                bans: Vec::new(),
+                lifts: Vec::new(),
+                checkpoints,
+            }) {
+                warn!(error = %e; "Could not persist checkpoints before reload.");
+            }
+        }
+        let now = now();
+        let names: HashSet<JailName> = new.jails.iter().map(|j| j.policy.jail.clone()).collect();
+        let gone: Vec<(JailName, IpNet)> = self
+            .active
+            .keys()
+            .filter(|(j, _)| !names.contains(j))
+            .cloned()
+            .collect();
+        if !gone.is_empty() {
+            let lifts = gone
+                .iter()
+                .map(|(j, n)| Lift {
+                    jail: Some(j.clone()),
+                    net: *n,
+                    at: now,
+                    reason: "jail removed by reload".into(),
+                })
+                .collect();
+            let _ = self.store.commit(&Batch {
+                bans: Vec::new(),
+                lifts,
+                checkpoints: Vec::new(),
+            });
+            for k in &gone {
+                self.active.remove(k);
+            }
+        }
+        self.config = new;
+        self.build_jails().map_err(|e| e.to_string())?;
+        self.reconcile(now);
+        self.start_sources().map_err(|e| e.to_string())?;
+        Ok(format!(
+            "Reloaded {}: {} jail(s).",
+            path.display(),
+            self.jails.len()
+        ))
+    }
+
+    fn stop_sources(&mut self, rx: &Receiver<Event>) {
+        for j in &self.jails {
+            j.stop.store(true, Ordering::Relaxed);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let running = self
+                .jails
+                .iter()
+                .any(|j| j.thread.as_ref().is_some_and(|t| !t.is_finished()));
+            if !running || Instant::now() > deadline {
+                break;
+            }
+            // Events of this generation are still processed, so nothing read is lost.
+            if let Ok(ev) = rx.recv_timeout(Duration::from_millis(20)) {
+                match ev {
+                    Event::Control(call) => {
+                        let _ = call
+                            .reply
+                            .try_send(Response::err("busy reloading; try again"));
+                    }
+                    Event::Signal(_) => {}
+                    other => self.handle(other, rx),
+                }
+            }
+        }
+        for j in &mut self.jails {
+            if let Some(t) = j.thread.take() {
+                if t.is_finished() {
+                    let _ = t.join();
+                }
+            }
+        }
+    }
+
+    /// Stops the sources and persists where they stand (lagged, as always).
+    pub fn shutdown(&mut self, rx: &Receiver<Event>) {
+        self.stopping = true;
+        self.stop_sources(rx);
+        let checkpoints = self.take_pending();
+        if !checkpoints.is_empty() {
+            if let Err(e) = self.store.commit(&Batch {
+                bans: Vec::new(),
+                lifts: Vec::new(),
+                checkpoints,
+            }) {
+                error!(error = %e; "Could not persist checkpoints at shutdown.");
+            }
+        }
+        info!(active = self.active.len(); "Stopped; bans stay in the kernel until they expire.");
+    }
+}
+
+/// Picks the newest mark old enough (by the jail's lag) as the checkpoint to persist.
+fn select_lagged(j: &mut JailRt, now: Timestamp) {
+    let horizon = now.saturating_sub(lag(&j.jail)).as_micros();
+    let mut chosen = None;
+    while j.marks.front().is_some_and(|(t, _)| t.as_micros() <= horizon) {
+        chosen = j.marks.pop_front().map(|(_, c)| c);
+    }
+    if let Some(c) = chosen {
+        if j.saved.as_ref() != Some(&c) {
+            j.pending = Some(c);
+        }
+    }
+}
+
+fn pick_input(j: &Jail) -> Input {
+    let files = || Input::Files(j.logs.clone());
+    let journal = || Input::Journal(j.journal.clone());
+    match j.source {
+        SourceKind::File => files(),
+        SourceKind::Journal => journal(),
+        SourceKind::Auto => {
+            let any_file = j.logs.iter().any(|p| glob_has_match(p));
+            if any_file || (j.journal.is_empty() && !j.logs.is_empty()) {
+                files()
+            } else if !j.journal.is_empty() {
+                journal()
+            } else {
+                Input::None
+            }
+        }
+    }
+}
+
+/// Whether a path pattern names an existing file now (a plain path, or a glob in its last
+/// component).
+fn glob_has_match(pattern: &str) -> bool {
+    let p = std::path::Path::new(pattern);
+    if !pattern.contains(['*', '?', '[']) {
+        return p.exists();
+    }
+    rampart_source::glob_matches(pattern).is_some_and(|v| !v.is_empty())
+}
+
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
