@@ -220,7 +220,7 @@ pub struct Config {
 }
 
 /// A validated jail.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Jail {
     /// Its counting and banning policy.
     pub policy: JailPolicy,

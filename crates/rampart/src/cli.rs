@@ -24,6 +24,77 @@ enum Command {
     /// Run the configured jails over whole log files in log time and print every ban
     /// decision (nothing is enforced).
     Replay(ReplayArgs),
+    /// Run the daemon: watch the logs, ban in the kernel firewall, serve the control
+    /// socket. Without --config it reads /etc/rampart/rampart.toml, or the built-in default
+    /// (which protects sshd) when that file does not exist.
+    Run(RunArgs),
+    /// Show the daemon's counters, for every jail or one.
+    Status {
+        /// Only this jail.
+        jail: Option<String>,
+        /// Print the daemon's JSON answer.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// List the active bans.
+    Bans {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Ban an address in a jail by hand (refused for allowlisted and own addresses).
+    Ban {
+        /// The jail.
+        jail: String,
+        /// The address.
+        addr: String,
+        /// How long (default: the jail's ban_for), e.g. 1h, 2d.
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Lift every ban of an address (or network) in every jail.
+    Unban {
+        /// The address or CIDR.
+        addr: String,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Reload the configuration file (same as SIGHUP); an invalid file is refused and the
+    /// running configuration stays.
+    Reload {
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The configuration file (default: /etc/rampart/rampart.toml, else built-in).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Decide, log and store bans, but enforce nothing (log-only backend).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Check the configuration, print the jails and exit (0 valid, 2 invalid).
+    #[arg(long)]
+    pub check: bool,
+    /// Read journal sources from this journal file instead of the system journal (tests,
+    /// forensics).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub journal_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SocketArg {
+    /// The daemon's control socket.
+    #[arg(long, env = "RAMPART_SOCKET", default_value = "/run/rampart/rampart.sock")]
+    pub socket: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,5 +203,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Filter(FilterCommand::List) => crate::filter_cmd::list(),
         Command::Filter(FilterCommand::Show { name }) => crate::filter_cmd::show(&name),
         Command::Replay(args) => crate::replay_cmd::replay(&args),
+        Command::Run(args) => crate::daemon_cmd::run(&args),
+        Command::Status { jail, json, socket } => {
+            crate::daemon_cmd::status(&socket.socket, jail, json)
+        }
+        Command::Bans { json, socket } => crate::daemon_cmd::bans(&socket.socket, json),
+        Command::Ban {
+            jail,
+            addr,
+            duration,
+            socket,
+        } => crate::daemon_cmd::ban(&socket.socket, jail, addr, duration),
+        Command::Unban { addr, socket } => crate::daemon_cmd::unban(&socket.socket, addr),
+        Command::Reload { socket } => crate::daemon_cmd::reload(&socket.socket),
     }
 }

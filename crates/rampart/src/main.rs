@@ -2,6 +2,7 @@
 
 mod cli;
 mod cpu;
+mod daemon_cmd;
 mod filter_cmd;
 mod replay_cmd;
 
