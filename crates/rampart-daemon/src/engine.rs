@@ -1075,7 +1075,13 @@ impl Engine {
         for (jail, net, level) in &hits {
             if let Some(j) = self.jails.iter_mut().find(|j| &j.jail.policy.jail == jail) {
                 let offender = Offender::from_addr(net.addr(), j.jail.policy.ipv6_prefix);
-                j.detector.seed_history(offender, level + 1, now);
+                // End the remembered ban a second early: log times have whole seconds, and
+                // a failure logged in the second of the unban must count again.
+                j.detector.seed_history(
+                    offender,
+                    level + 1,
+                    now.saturating_sub(Duration::from_secs(1)),
+                );
             }
         }
         self.backend

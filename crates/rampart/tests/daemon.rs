@@ -1,0 +1,325 @@
+//! The daemon run as an admin runs it, with the log-only backend (no kernel): a real log
+//! file, the real binary, the real control socket and state file. The kernel side is
+//! proven by the network-namespace tests in tests/e2e.rs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use rampart_core::{Clock, SystemClock};
+use serde_json::Value;
+
+static N: AtomicUsize = AtomicUsize::new(0);
+
+struct Tmp(PathBuf);
+impl Tmp {
+    fn new() -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "rampart-daemon-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A daemon process, killed when dropped.
+struct Daemon(Child);
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// An sshd "Invalid user" line stamped now (UTC, syslog format).
+fn invalid_user(addr: &str) -> String {
+    let c = SystemClock.now().to_civil();
+    format!(
+        "{} {:>2} {:02}:{:02}:{:02} host sshd[4242]: Invalid user admin from {addr} port 50000\n",
+        MONTHS[usize::from(c.month) - 1],
+        c.day,
+        c.hour,
+        c.minute,
+        c.second
+    )
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn rampart(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(args)
+        .output()
+        .expect("run rampart")
+}
+
+struct Setup {
+    tmp: Tmp,
+    config: PathBuf,
+    socket: String,
+    log: PathBuf,
+}
+
+fn setup(extra: &str) -> Setup {
+    let tmp = Tmp::new();
+    let log = tmp.0.join("auth.log");
+    std::fs::write(&log, "").unwrap();
+    let socket = tmp.0.join("run/rampart.sock");
+    let config = tmp.0.join("rampart.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[daemon]
+state = "{state}"
+socket = "{socket}"
+backend = "log-only"
+reconcile_every = "1s"
+
+[defaults]
+timezone = "UTC"
+allow = ["198.51.100.0/24"]
+
+[[jail]]
+name = "sshd"
+filter = "sshd"
+logs = ["{log}"]
+max_failures = 3
+window = "10m"
+ban_for = "1h"
+{extra}
+"#,
+            state = tmp.0.join("state/rampart.db").display(),
+            socket = socket.display(),
+            log = log.display(),
+        ),
+    )
+    .unwrap();
+    Setup {
+        socket: socket.display().to_string(),
+        tmp,
+        config,
+        log,
+    }
+}
+
+fn start(s: &Setup) -> Daemon {
+    let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["run", "--config"])
+        .arg(&s.config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the daemon");
+    let d = Daemon(child);
+    wait_for(|| ctl(s, &["status", "--json"]).status.success(), "the socket");
+    d
+}
+
+fn ctl(s: &Setup, args: &[&str]) -> Output {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--socket", &s.socket]);
+    rampart(&all)
+}
+
+fn json(s: &Setup, args: &[&str]) -> Value {
+    let out = ctl(s, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn wait_for(mut ok: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn banned(s: &Setup, net: &str) -> Option<Value> {
+    let bans = json(s, &["bans", "--json"]);
+    bans.as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["net"] == net)
+        .cloned()
+}
+
+#[test]
+fn bans_after_max_failures_and_answers_control_commands() {
+    let s = setup("");
+    let _d = start(&s);
+    append(&s.log, &invalid_user("203.0.113.5").repeat(2));
+    append(&s.log, &invalid_user("198.51.100.9").repeat(5));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(banned(&s, "203.0.113.5/32").is_none(), "banned too early");
+    append(&s.log, &invalid_user("203.0.113.5"));
+    wait_for(|| banned(&s, "203.0.113.5/32").is_some(), "the ban");
+    let b = banned(&s, "203.0.113.5/32").unwrap();
+    assert_eq!(b["jail"], "sshd");
+    assert_eq!(b["origin"], "detected");
+    assert!(b["remaining_s"].as_i64().unwrap() > 3500);
+    // The allowlisted network failed five times and is not banned.
+    assert!(banned(&s, "198.51.100.9/32").is_none());
+
+    let status = json(&s, &["status", "--json"]);
+    let jail = &status["jails"][0];
+    assert_eq!(jail["name"], "sshd");
+    assert_eq!(jail["failures"], 8);
+    assert_eq!(jail["bans"], 1);
+    assert_eq!(jail["allowlisted"], 5);
+    assert_eq!(status["backend"], "log-only");
+
+    // Manual bans: the allowlist and the host's own addresses always win.
+    let out = ctl(&s, &["ban", "sshd", "198.51.100.20"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("allowlisted"));
+    let out = ctl(&s, &["ban", "sshd", "127.0.0.1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("own addresses"));
+    let out = ctl(&s, &["ban", "nosuchjail", "203.0.113.77"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no jail named"));
+    let out = ctl(&s, &["ban", "sshd", "203.0.113.77", "--for", "2h"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let b = banned(&s, "203.0.113.77/32").unwrap();
+    assert_eq!(b["origin"], "manual");
+    assert!(b["remaining_s"].as_i64().unwrap() > 7000);
+
+    let out = ctl(&s, &["unban", "203.0.113.77"]);
+    assert!(out.status.success());
+    assert!(banned(&s, "203.0.113.77/32").is_none());
+    let out = ctl(&s, &["unban", "203.0.113.77"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not banned"));
+
+    // The text forms print something a person reads.
+    let text = String::from_utf8(ctl(&s, &["bans"]).stdout).unwrap();
+    assert!(text.contains("203.0.113.5/32") && text.contains("REMAINING"), "{text}");
+    let text = String::from_utf8(ctl(&s, &["status"]).stdout).unwrap();
+    assert!(text.contains("jail sshd:"), "{text}");
+}
+
+#[test]
+fn a_bad_reload_keeps_the_old_config_and_a_good_one_applies() {
+    let s = setup("");
+    let _d = start(&s);
+    let good = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(&s.config, format!("{good}\nmax_failures = \"three\"\n")).unwrap();
+    let out = ctl(&s, &["reload"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(err.contains("rampart.toml"), "the error names the file: {err}");
+    // Still running, old config: three failures ban.
+    append(&s.log, &invalid_user("203.0.113.8").repeat(3));
+    wait_for(|| banned(&s, "203.0.113.8/32").is_some(), "a ban under the old config");
+    // A good config with a second jail.
+    std::fs::write(
+        &s.config,
+        good.replace("max_failures = 3", "max_failures = 2"),
+    )
+    .unwrap();
+    let out = ctl(&s, &["reload"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    append(&s.log, &invalid_user("203.0.113.9").repeat(2));
+    wait_for(|| banned(&s, "203.0.113.9/32").is_some(), "a ban under the new config");
+    // The ban from before the reload is still active, and counted once.
+    assert!(banned(&s, "203.0.113.8/32").is_some());
+    let status = json(&s, &["status", "--json"]);
+    assert_eq!(status["active_bans"], 2);
+}
+
+#[test]
+fn a_killed_daemon_restarts_with_its_bans_and_counts_each_line_once() {
+    let s = setup("[jail.escalation]\nfactor = 2.0\nmax = \"1w\"\nforget_after = \"7d\"\n");
+    let mut d = start(&s);
+    append(&s.log, &invalid_user("203.0.113.5").repeat(3));
+    wait_for(|| banned(&s, "203.0.113.5/32").is_some(), "the first ban");
+    // Two failures of another offender, then the daemon dies hard.
+    append(&s.log, &invalid_user("203.0.113.6").repeat(2));
+    std::thread::sleep(Duration::from_millis(500));
+    d.0.kill().unwrap();
+    d.0.wait().unwrap();
+    // One failure written while it is down.
+    append(&s.log, &invalid_user("203.0.113.6"));
+    let _d = start(&s);
+    // Two before the crash + one while down = three: banned after the restart, once.
+    wait_for(|| banned(&s, "203.0.113.6/32").is_some(), "the ban after restart");
+    let first = banned(&s, "203.0.113.5/32").expect("the first ban survives the restart");
+    assert_eq!(first["level"], 0);
+    std::thread::sleep(Duration::from_millis(500));
+    let status = json(&s, &["status", "--json"]);
+    assert_eq!(status["active_bans"], 2);
+    // Re-reading the window did not ban 203.0.113.5 a second time.
+    assert_eq!(status["jails"][0]["bans"], 1, "{status}");
+    // Unban and fail again: the history makes the next ban longer (level 1).
+    assert!(ctl(&s, &["unban", "203.0.113.5"]).status.success());
+    append(&s.log, &invalid_user("203.0.113.5").repeat(3));
+    wait_for(
+        || banned(&s, "203.0.113.5/32").is_some_and(|b| b["level"] == 1),
+        "an escalated ban",
+    );
+    let b = banned(&s, "203.0.113.5/32").unwrap();
+    assert!(b["remaining_s"].as_i64().unwrap() > 7000, "{b}");
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_removes_the_socket() {
+    let s = setup("");
+    let mut d = start(&s);
+    let pid = d.0.id();
+    let out = Command::new("/bin/kill")
+        .args(["-TERM", &pid.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = d.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "the daemon did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    assert!(!Path::new(&s.socket).exists());
+    drop(s.tmp);
+}
+
+#[test]
+fn an_invalid_config_fails_at_start_with_exit_2_naming_file_and_line() {
+    let s = setup("bogus_key = 1");
+    let out = rampart(&["run", "--config", s.config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rampart.toml:"), "{err}");
+    assert!(err.contains("bogus_key"), "{err}");
+    let out = rampart(&["run", "--check", "--config", s.config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+}
