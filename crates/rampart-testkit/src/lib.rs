@@ -17,12 +17,17 @@
 //!   are counted as benign: they are firewall noise an sshd filter must ignore.
 //! * access: 404/403 probes of well-known vulnerable paths and requests with bad-bot user
 //!   agents.
+//!
+//! The [`netns`] module is a network-namespace lab for end-to-end tests: a server, an
+//! attacker and a bystander on one bridge, the real OpenSSH server, a small HTTP server
+//! and real traffic between them (needs root).
 
 mod access;
 mod addr;
 mod auth;
 mod clock;
 mod line;
+pub mod netns;
 pub mod rng;
 
 use std::fmt;
