@@ -143,6 +143,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     .len();
     println!("  -> {n} active (jail, net) pairs");
 
+    // The daemon's steady state: small batches, each with its source checkpoint.
+    let small: Vec<Batch> = (0..1000)
+        .map(|k| Batch {
+            bans: bans(1, 2 * HISTORY_ROWS + k, NOW - 600, &jails),
+            lifts: vec![],
+            checkpoints: vec![("file:/var/log/auth.log".into(), format!("ino=1 off={k}"))],
+        })
+        .collect();
+    measure("commit: 1000 batches of 1 ban + checkpoint", || {
+        small.iter().try_for_each(|b| store.commit(b))
+    })?;
+
     // History: older, expired bans of the same offenders, up to 1M rows in total.
     let mut rows = ACTIVE;
     let mut round = 1;
