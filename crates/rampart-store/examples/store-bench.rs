@@ -119,6 +119,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_or_else(std::env::temp_dir, PathBuf::from);
     let dir = base.join(format!("rampart-store-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    let _cleanup = RemoveOnDrop(dir.clone());
     let db = dir.join("rampart.db");
     let jails: Vec<JailName> = ["sshd", "postfix", "nginx"]
         .iter()
@@ -213,7 +214,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  -> {pruned} rows deleted");
 
     println!("peak RSS: {} MiB", peak_rss_kib() / 1024);
-    drop(store);
-    std::fs::remove_dir_all(&dir)?;
     Ok(())
+}
+
+/// Removes the scratch directory however `main` ends.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
