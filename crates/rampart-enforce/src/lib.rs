@@ -20,7 +20,7 @@ mod process;
 pub use error::EnforceError;
 pub use ipset::{IpsetBackend, IpsetConfig, IP6TABLES, IPSET, IPSET_MAX_TIMEOUT, IPTABLES};
 pub use logonly::{LogOnlyBackend, LOG_ONLY_CAPACITY};
-pub use nft::{NftBackend, NftConfig, NFT, NFT_MAX_TIMEOUT};
+pub use nft::{NftBackend, NftConfig, TimeoutRefresh, NFT, NFT_MAX_TIMEOUT};
 
 use std::collections::BTreeSet;
 

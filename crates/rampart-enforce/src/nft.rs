@@ -42,6 +42,9 @@ const NAME: &str = "nftables";
 /// timeout and the daemon's reconcile re-adds it before it runs out.
 pub const NFT_MAX_TIMEOUT: Duration = Duration::from_secs(3650 * 86_400);
 
+/// rampart's set for probing kernel behaviour; no rule refers to it.
+const PROBE_SET: &str = "probe_refresh";
+
 /// How long `nft -f` may run.
 const NFT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -136,6 +139,7 @@ impl NftConfig {
             sock,
             jails: BTreeMap::new(),
             last_prepare_rewrote: false,
+            refresh: None,
         })
     }
 }
@@ -158,6 +162,18 @@ pub struct NftBackend {
     /// Jails of the last successful `prepare` (bounded by the configuration).
     jails: BTreeMap<JailName, JailSets>,
     last_prepare_rewrote: bool,
+    /// How bans refresh present elements; `None` until probed.
+    refresh: Option<TimeoutRefresh>,
+}
+
+/// How a ban sets the timeout of an element that is already in a set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutRefresh {
+    /// A plain add updates the timeout (Linux 6.11 and later): one message per chunk.
+    Update,
+    /// The kernel keeps the old timeout on a plain add: each chunk is added (a no-op when
+    /// present), deleted and added again with the new timeout, in the same transaction.
+    Replace,
 }
 
 /// A set as the kernel reports it.
@@ -352,6 +368,7 @@ impl NftBackend {
         // The desired sets and rules.
         let mut jails = BTreeMap::new();
         let mut want_sets: BTreeMap<String, u32> = BTreeMap::new();
+        want_sets.insert(PROBE_SET.to_owned(), 4);
         let mut rule_texts: Vec<String> = Vec::new();
         for s in sorted(scopes) {
             let sets = JailSets {
@@ -514,45 +531,151 @@ impl NftBackend {
                 continue;
             };
             let ms = u64::try_from(left.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
-            per_set.entry(set.to_owned()).or_default().insert(key, ms);
+            match per_set.get_mut(set) {
+                Some(m) => {
+                    m.insert(key, ms);
+                }
+                None => {
+                    per_set.insert(set.to_owned(), HashMap::from([(key, ms)]));
+                }
+            }
         }
+        if per_set.is_empty() {
+            return Ok(());
+        }
+        let refresh = self.timeout_refresh();
         let mut batch = Batch::new();
         for (set, elems) in &per_set {
             let elems: Vec<(Key, Option<u64>)> =
                 elems.iter().map(|(k, t)| (*k, Some(*t))).collect();
-            let key_len = self.key_len(set);
-            // Add (a no-op when present), delete, add with the new timeout: one transaction
-            // that sets the timeout whether or not the element existed, on every kernel
-            // (kernels before 6.11 keep an existing element's timeout on a plain add).
-            for chunk in elems.chunks(chunk_len(key_len, true)) {
-                self.write_elems(
-                    &mut batch,
-                    nl::NFT_MSG_NEWSETELEM,
-                    set,
-                    key_len,
-                    chunk,
-                    "add",
-                );
-                let keys: Vec<(Key, Option<u64>)> = chunk.iter().map(|(k, _)| (*k, None)).collect();
-                self.write_elems(
-                    &mut batch,
-                    nl::NFT_MSG_DELSETELEM,
-                    set,
-                    key_len,
-                    &keys,
-                    "delete",
-                );
-                self.write_elems(
-                    &mut batch,
-                    nl::NFT_MSG_NEWSETELEM,
-                    set,
-                    key_len,
-                    chunk,
-                    "re-add",
-                );
-            }
+            self.write_ban(&mut batch, set, &elems, refresh);
         }
         self.sock.commit(batch).map_err(|e| self.explain(e))
+    }
+
+    /// Writes the messages that add `elems` with their timeouts, or set the timeouts of
+    /// those present.
+    fn write_ban(
+        &self,
+        batch: &mut Batch,
+        set: &str,
+        elems: &[(Key, Option<u64>)],
+        refresh: TimeoutRefresh,
+    ) {
+        let key_len = self.key_len(set);
+        for chunk in elems.chunks(chunk_len(key_len, true)) {
+            if refresh == TimeoutRefresh::Replace {
+                // Add (a no-op when present) and delete, so the final add creates the element
+                // afresh with its new timeout: all in the same transaction.
+                self.write_elems(batch, nl::NFT_MSG_NEWSETELEM, set, key_len, chunk, "add");
+                let keys: Vec<(Key, Option<u64>)> = chunk.iter().map(|(k, _)| (*k, None)).collect();
+                self.write_elems(batch, nl::NFT_MSG_DELSETELEM, set, key_len, &keys, "delete");
+            }
+            self.write_elems(
+                batch,
+                nl::NFT_MSG_NEWSETELEM,
+                set,
+                key_len,
+                chunk,
+                "add with timeout",
+            );
+        }
+    }
+
+    /// How this kernel lets a ban refresh the timeout of a present element; probed once (on
+    /// the first ban after a `prepare`), in rampart's own `probe_refresh` set.
+    pub fn timeout_refresh(&mut self) -> TimeoutRefresh {
+        if let Some(r) = self.refresh {
+            return r;
+        }
+        match self.probe_refresh() {
+            Ok(r) => {
+                self.refresh = Some(r);
+                r
+            }
+            // Not cached: the probe set may be missing until the next prepare.
+            Err(_) => TimeoutRefresh::Replace,
+        }
+    }
+
+    /// Uses `r` instead of probing (for tests, and for kernels where a probe is unwanted).
+    pub fn force_timeout_refresh(&mut self, r: TimeoutRefresh) {
+        self.refresh = Some(r);
+    }
+
+    /// Adds the probe element with a 2 s timeout, adds it again with 1 h, and reads which
+    /// timeout it has; removes it again.
+    fn probe_refresh(&mut self) -> Result<TimeoutRefresh, EnforceError> {
+        // 192.0.2.0, the network address of TEST-NET-1: never a packet's source.
+        let key: Key = [192, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut batch = Batch::new();
+        self.write_ban(
+            &mut batch,
+            PROBE_SET,
+            &[(key, Some(2_000))],
+            TimeoutRefresh::Replace,
+        );
+        self.sock.commit(batch)?;
+        let mut batch = Batch::new();
+        self.write_ban(
+            &mut batch,
+            PROBE_SET,
+            &[(key, Some(3_600_000))],
+            TimeoutRefresh::Update,
+        );
+        self.sock.commit(batch)?;
+        let table = self.table.clone();
+        let mut expiration = None;
+        self.sock.dump(
+            nl::NFT_MSG_GETSETELEM,
+            nl::NFPROTO_INET,
+            "probe set elements",
+            |m| {
+                m.attr_str(NFTA_SET_ELEM_LIST_TABLE, &table);
+                m.attr_str(NFTA_SET_ELEM_LIST_SET, PROBE_SET);
+            },
+            |body| {
+                for (ty, list) in attrs(body) {
+                    if ty != NFTA_SET_ELEM_LIST_ELEMENTS {
+                        continue;
+                    }
+                    for (_, elem) in attrs(list) {
+                        for (aty, a) in attrs(elem) {
+                            if aty == NFTA_SET_ELEM_EXPIRATION {
+                                expiration = be64(a);
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        let mut batch = Batch::new();
+        let none = [(key, None)];
+        self.write_elems(
+            &mut batch,
+            nl::NFT_MSG_NEWSETELEM,
+            PROBE_SET,
+            4,
+            &none,
+            "add",
+        );
+        self.write_elems(
+            &mut batch,
+            nl::NFT_MSG_DELSETELEM,
+            PROBE_SET,
+            4,
+            &none,
+            "delete",
+        );
+        self.sock.commit(batch)?;
+        match expiration {
+            Some(ms) if ms > 60_000 => Ok(TimeoutRefresh::Update),
+            Some(_) => Ok(TimeoutRefresh::Replace),
+            None => Err(EnforceError::Protocol(
+                "the probe element was not listed".into(),
+            )),
+        }
     }
 
     fn unban_inner(&mut self, entries: &[(JailName, IpNet)]) -> Result<(), EnforceError> {
@@ -590,8 +713,9 @@ impl NftBackend {
 
     fn key_len(&self, set: &str) -> usize {
         match names::parse_nft_set(set) {
-            Some(NftSetKind::V4(_)) => 4,
-            _ => 16,
+            Some(NftSetKind::V6(..)) => 16,
+            // IPv4 jail sets and the probe set.
+            _ => 4,
         }
     }
 

@@ -1,4 +1,5 @@
 //! The nftables backend against the real kernel, in namespaces made by each test.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -6,7 +7,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rampart_enforce::{NftBackend, NftConfig};
+use rampart_enforce::{NftBackend, NftConfig, TimeoutRefresh};
 
 const NFT: &str = "/usr/sbin/nft";
 
@@ -125,8 +126,42 @@ fn ban_expires_after_its_timeout_and_the_client_connects_again() {
 
 #[test]
 fn ban_of_a_present_entry_sets_its_new_timeout_and_unban_removes_it() {
+    for refresh in [TimeoutRefresh::Update, TimeoutRefresh::Replace] {
+        reban_and_unban(refresh);
+    }
+}
+
+#[test]
+fn the_timeout_refresh_probe_matches_the_kernel_and_leaves_nothing_behind() {
+    let net = Net::new("nprobe");
+    let mut b = backend(&net);
+    b.prepare(&[scope("sshd", &[22])]).unwrap();
+    let r = b.timeout_refresh();
+    let release = run(&["/usr/bin/uname", "-r"]);
+    let mut v = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|x| x.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (v.next().unwrap(), v.next().unwrap());
+    // Element timeout updates on a plain add arrived in Linux 6.11.
+    let expected = if (major, minor) >= (6, 11) {
+        TimeoutRefresh::Update
+    } else {
+        TimeoutRefresh::Replace
+    };
+    assert_eq!(r, expected, "kernel {release}");
+    let probe = net.in_server(&[NFT, "list", "set", "inet", "rampart", "probe_refresh"]);
+    assert!(!probe.contains("elements"), "{probe}");
+    assert!(
+        b.list(now()).unwrap().is_empty(),
+        "the probe set is not a jail's"
+    );
+}
+
+fn reban_and_unban(refresh: TimeoutRefresh) {
     let net = Net::new("nreban");
     let mut b = backend(&net);
+    b.force_timeout_refresh(refresh);
     b.prepare(&[scope("sshd", &[22])]).unwrap();
     let now = now();
     b.ban(
@@ -395,17 +430,38 @@ fn hundred_thousand_bans_in_one_call() {
     let net = Net::new("n100k");
     let mut b = backend(&net);
     b.prepare(&[scope("sshd", &[22])]).unwrap();
-    let now = now();
-    let mut bans = many_v6("sshd", 100_000, now, 3600.0);
-    bans.extend((1..=254).map(|i| entry("sshd", &format!("198.51.100.{i}/32"), now, 3600.0)));
-    b.ban(&bans, now).unwrap();
-    let listed = b.list(now).unwrap();
-    assert_eq!(listed.len(), bans.len());
-    let r = remaining_secs(&listed, "sshd", "2001:db8:101:86a0::/64", now);
-    assert!(r.is_none(), "100000 = 0x186a0 is past the last one");
-    let r = remaining_secs(&listed, "sshd", "2001:db8:101:869f::/64", now).unwrap();
-    assert!(r > 3500.0, "{r}");
-    // And once more: all present, all refreshed.
-    b.ban(&bans, now).unwrap();
-    assert_eq!(b.list(now).unwrap().len(), bans.len());
+    for refresh in [TimeoutRefresh::Replace, TimeoutRefresh::Update] {
+        b.force_timeout_refresh(refresh);
+        let now = now();
+        let mut bans = many_v6("sshd", 100_000, now, 3600.0);
+        bans.extend((1..=254).map(|i| entry("sshd", &format!("198.51.100.{i}/32"), now, 3600.0)));
+        b.ban(&bans, now).unwrap();
+        let listed = b.list(now).unwrap();
+        assert_eq!(listed.len(), bans.len());
+        let r = remaining_secs(&listed, "sshd", "2001:db8:101:86a0::/64", now);
+        assert!(r.is_none(), "100000 = 0x186a0 is past the last one");
+        let r = remaining_secs(&listed, "sshd", "2001:db8:101:869f::/64", now).unwrap();
+        assert!(r > 3500.0, "{r}");
+        // Once more with a longer timeout: all present, all refreshed.
+        for e in &mut bans {
+            e.expires = now.saturating_add(Duration::from_secs(7200));
+        }
+        b.ban(&bans, now).unwrap();
+        let listed = b.list(now).unwrap();
+        assert_eq!(listed.len(), bans.len());
+        let min = listed
+            .iter()
+            .map(|e| e.expires.duration_since(now))
+            .min()
+            .unwrap();
+        assert!(min > Duration::from_secs(7100), "{min:?} with {refresh:?}");
+        b.unban(
+            &bans
+                .iter()
+                .map(|e| (e.jail.clone(), e.net))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        assert!(b.list(now).unwrap().is_empty());
+    }
 }
