@@ -807,6 +807,11 @@ impl NftBackend {
         }
         let mut out = Vec::new();
         for (set, kind) in &set_names {
+            // A dump comes in several parts, and each part re-walks the set's hash table
+            // skipping what was sent. When the table is resized meanwhile (the kernel grows
+            // it in the background after many adds) the walk order changes: some elements
+            // come twice and as many are skipped, without NLM_F_DUMP_INTR. So a dump that
+            // repeats an element is redone after a pause; the last attempt is deduplicated.
             for attempt in 0..DUMP_RETRIES {
                 let mark = out.len();
                 let r = self.sock.dump(
@@ -822,11 +827,21 @@ impl NftBackend {
                         Ok(())
                     },
                 );
-                match absent_is_empty(r)? {
-                    DumpEnd::Complete => break,
-                    DumpEnd::Interrupted if attempt + 1 < DUMP_RETRIES => out.truncate(mark),
-                    DumpEnd::Interrupted => {}
+                let end = absent_is_empty(r)?;
+                let mut seen = HashSet::with_capacity(out.len() - mark);
+                let unique = out[mark..].iter().all(|e| seen.insert(e.net));
+                let last = attempt + 1 == DUMP_RETRIES;
+                if end == DumpEnd::Complete && unique {
+                    break;
                 }
+                if last {
+                    let mut seen = HashSet::new();
+                    let tail = out.split_off(mark);
+                    out.extend(tail.into_iter().filter(|e| seen.insert(e.net)));
+                    break;
+                }
+                out.truncate(mark);
+                std::thread::sleep(Duration::from_millis(20 << attempt));
             }
         }
         Ok(out)

@@ -369,6 +369,8 @@ fn hundred_thousand_bans_in_one_call() {
     b.ban(&bans, now).unwrap();
     let listed = b.list(now).unwrap();
     assert_eq!(listed.len(), bans.len());
+    let distinct: std::collections::HashSet<_> = listed.iter().map(|e| e.net).collect();
+    assert_eq!(distinct.len(), bans.len(), "every ban listed exactly once");
     let r = remaining_secs(&listed, "sshd", "2001:db8:101:869f::/64", now).unwrap();
     assert!(r > 3500.0, "{r}");
 }
