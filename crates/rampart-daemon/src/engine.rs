@@ -607,7 +607,9 @@ impl Engine {
         let mut bans = Vec::new();
         for &(addr, time) in found {
             j.counters.failures += 1;
-            if own.contains(addr) {
+            let net = Offender::from_addr(addr, j.jail.policy.ipv6_prefix).net();
+            if own.overlaps(net) {
+                // Loopback, one of ours, or a prefix that holds one of ours: never banned.
                 j.counters.own += 1;
                 continue;
             }
@@ -965,12 +967,13 @@ impl Engine {
             .parse()
             .map_err(|_| format!("{addr:?} is not an IP address"))?;
         let ip = ip.to_canonical();
-        if self.own.contains(ip) {
+        let offender = Offender::from_addr(ip, policy.ipv6_prefix);
+        if self.own.overlaps(offender.net()) {
             return Err(format!(
-                "refused: {ip} is loopback or one of this host's own addresses"
+                "refused: {} is loopback or holds one of this host's own addresses",
+                offender.net()
             ));
         }
-        let offender = Offender::from_addr(ip, policy.ipv6_prefix);
         if policy.allow.overlaps(offender.net()) {
             return Err(format!(
                 "refused: {} is allowlisted in jail {jail} (the allowlist always wins)",

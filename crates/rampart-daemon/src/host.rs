@@ -49,6 +49,16 @@ impl OwnAddrs {
         addr.is_loopback() || addr.is_unspecified() || self.0.contains(&addr)
     }
 
+    /// Whether `net` holds one of ours (or loopback): banning it would cut the host off.
+    pub fn overlaps(&self, net: ipnet::IpNet) -> bool {
+        let loopback: [ipnet::IpNet; 2] = [
+            ipnet::IpNet::V4(ipnet::Ipv4Net::new_assert(std::net::Ipv4Addr::new(127, 0, 0, 0), 8)),
+            ipnet::IpNet::V6(ipnet::Ipv6Net::new_assert(std::net::Ipv6Addr::LOCALHOST, 128)),
+        ];
+        loopback.iter().any(|l| l.contains(&net) || net.contains(l))
+            || self.0.iter().any(|a| net.contains(a))
+    }
+
     /// How many addresses are known.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -76,6 +86,10 @@ mod tests {
         assert!(own.contains("::ffff:127.0.0.1".parse().unwrap()));
         assert!(!own.contains("2001:db8::2".parse().unwrap()));
         assert_eq!(own.len(), 3);
+        assert!(own.overlaps("2001:db8::/64".parse().unwrap()));
+        assert!(!own.overlaps("2001:db8:1::/64".parse().unwrap()));
+        assert!(own.overlaps("127.0.0.2/32".parse().unwrap()));
+        assert!(!own.overlaps("192.0.2.7/32".parse().unwrap()));
     }
 
     #[test]

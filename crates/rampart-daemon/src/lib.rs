@@ -17,7 +17,7 @@ use std::sync::mpsc;
 
 use rampart_config::{BackendKind, Config, ConfigError, Daemon};
 use rampart_core::{Backend, BackendError};
-use rampart_enforce::{IpsetBackend, IpsetConfig, LogOnlyBackend, NftBackend, NftConfig};
+use rampart_enforce::{IpsetConfig, LogOnlyBackend, NftConfig};
 use rampart_source::SourceError;
 use rampart_store::{Store, StoreError};
 
@@ -87,16 +87,24 @@ pub fn make_backend(d: &Daemon, dry_run: bool) -> Result<Box<dyn Backend>, Backe
     let kind = if dry_run { BackendKind::LogOnly } else { d.backend };
     Ok(match kind {
         BackendKind::LogOnly => Box::new(LogOnlyBackend::new()),
-        BackendKind::Nftables => Box::new(NftBackend::new(NftConfig {
-            table: d.table.clone(),
-            forward: d.forward,
-            netns: None,
-        })?),
-        BackendKind::Ipset => Box::new(IpsetBackend::new(IpsetConfig {
-            forward: d.forward,
-            netns: None,
-            ..IpsetConfig::default()
-        })?),
+        BackendKind::Nftables => Box::new(
+            NftConfig {
+                table: d.table.clone(),
+                forward: d.forward,
+                netns: None,
+            }
+            .build()
+            .map_err(|e| e.into_backend("nftables", "start"))?,
+        ),
+        BackendKind::Ipset => Box::new(
+            IpsetConfig {
+                forward: d.forward,
+                netns: None,
+                ..IpsetConfig::default()
+            }
+            .build()
+            .map_err(|e| e.into_backend("ipset", "start"))?,
+        ),
     })
 }
 

@@ -204,7 +204,7 @@ fn bans_after_max_failures_and_answers_control_commands() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("allowlisted"));
     let out = ctl(&s, &["ban", "sshd", "127.0.0.1"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("own addresses"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("own addresses"), "{}", String::from_utf8_lossy(&out.stderr));
     let out = ctl(&s, &["ban", "nosuchjail", "203.0.113.77"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no jail named"));
     let out = ctl(&s, &["ban", "sshd", "203.0.113.77", "--for", "2h"]);
