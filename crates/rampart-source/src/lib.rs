@@ -1,5 +1,30 @@
-//! Log sources. For now: reading lines from any `Read` with bounded memory.
+//! Log sources: where rampart reads what the server logs.
+//!
+//! - [`LineReader`]: bounded line splitting of any `Read`.
+//! - [`FileSource`]: tails files named by absolute paths or globs; follows rotation (rename +
+//!   create, copytruncate, delete + recreate), resumes from [`Checkpoint`]s after a restart,
+//!   hands out lines in a reusable [`LineBatch`].
+//! - [`JournalSource`]: follows systemd's journal through `journalctl --output=json`.
+//!
+//! Every source is poll-style: a non-blocking `read` and a blocking `wait`. The daemon owns
+//! the threads and the queues; when its queue is full it simply stops calling `read`, and
+//! the source keeps its position. A source never drops a line to make room.
 
+mod batch;
+mod error;
+mod file;
+mod fingerprint;
+mod glob;
+mod journal;
 mod lines;
 
+pub use batch::LineBatch;
+pub use error::SourceError;
+pub use file::{
+    Checkpoint, FileSource, FileSourceConfig, FileSourceStats, RotatedPosition, ROTATE_GRACE,
+};
+pub use fingerprint::{Fingerprint, FINGERPRINT_BYTES};
+pub use journal::{
+    JournalEntry, JournalSource, JournalSourceConfig, JournalStart, JournalStats, JOURNALCTL,
+};
 pub use lines::{LineReader, LineStats, DEFAULT_MAX_LINE};
