@@ -59,10 +59,11 @@ impl LineBatch {
     }
 
     /// The lines in the order they were read.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Path, &[u8])> + '_ {
-        self.lines
-            .iter()
-            .map(|(p, r)| (&*self.paths[*p as usize], &self.buf[r.clone()]))
+    pub fn iter(&self) -> LineIter<'_> {
+        LineIter {
+            batch: self,
+            inner: self.lines.iter(),
+        }
     }
 
     /// Appends a line read from `path`. Sources call this; it is public so that other
@@ -90,12 +91,47 @@ impl LineBatch {
 
 impl<'a> IntoIterator for &'a LineBatch {
     type Item = (&'a Path, &'a [u8]);
-    type IntoIter = Box<dyn ExactSizeIterator<Item = (&'a Path, &'a [u8])> + 'a>;
+    type IntoIter = LineIter<'a>;
 
-    fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
+    fn into_iter(self) -> LineIter<'a> {
+        self.iter()
     }
 }
+
+/// Iterator over the lines of a [`LineBatch`]: `(path, line)`.
+#[derive(Debug, Clone)]
+pub struct LineIter<'a> {
+    batch: &'a LineBatch,
+    inner: std::slice::Iter<'a, (u32, Range<usize>)>,
+}
+
+impl<'a> LineIter<'a> {
+    fn item(&self, (p, r): &'a (u32, Range<usize>)) -> (&'a Path, &'a [u8]) {
+        (&self.batch.paths[*p as usize], &self.batch.buf[r.clone()])
+    }
+}
+
+impl<'a> Iterator for LineIter<'a> {
+    type Item = (&'a Path, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let l = self.inner.next()?;
+        Some(self.item(l))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for LineIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let l = self.inner.next_back()?;
+        Some(self.item(l))
+    }
+}
+
+impl ExactSizeIterator for LineIter<'_> {}
 
 #[cfg(test)]
 mod tests {

@@ -260,14 +260,16 @@ impl JournalSource {
             matches: config.matches.iter().map(OsString::from).collect(),
             start,
         };
-        let child = inv.spawn(None)?;
+        let mut child = inv.spawn(None)?;
+        let pipes = (child.stdout.take(), child.stderr.take());
         let shared = Arc::new(Shared::default());
+        *lock(&shared.child) = Some(child);
         let (tx, rx) = mpsc::sync_channel(CHANNEL_CAPACITY);
         let (stop_tx, stop_rx) = mpsc::channel();
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("journalctl-reader".into())
-            .spawn(move || run(inv, child, thread_shared, tx, stop_rx))
+            .spawn(move || run(inv, pipes, thread_shared, tx, stop_rx))
             .map_err(|source| SourceError::Io {
                 op: "start a thread for",
                 path: PathBuf::from(JOURNALCTL),
@@ -376,39 +378,50 @@ impl Drop for JournalSource {
 }
 
 /// The reader thread: run journalctl, pump its output, restart it when it exits.
+/// The pipes of a running child.
+type Pipes = (Option<ChildStdout>, Option<ChildStderr>);
+
 fn run(
     inv: Invocation,
-    first: Child,
+    first: Pipes,
     shared: Arc<Shared>,
     tx: SyncSender<JournalEntry>,
     stop_rx: Receiver<()>,
 ) {
-    let mut next = Some(first);
+    // The first child is already in `shared.child`; later ones are spawned here.
+    let mut first = Some(first);
     let mut last_cursor = String::new();
     let mut backoff = BACKOFF_MIN;
     loop {
-        let after = (!last_cursor.is_empty()).then_some(last_cursor.as_str());
-        let spawned = match next.take() {
-            Some(c) => Ok(c),
-            None => inv.spawn(after),
-        };
-        let mut child = match spawned {
-            Ok(c) => c,
-            Err(e) => {
-                *lock(&shared.last_error) = Some(e.to_string());
-                shared.restarts.fetch_add(1, Ordering::Relaxed);
-                if sleep_or_stop(&stop_rx, backoff) {
-                    return;
+        let (stdout, stderr) = match first.take() {
+            Some(pipes) => pipes,
+            None => {
+                let after = (!last_cursor.is_empty()).then_some(last_cursor.as_str());
+                match inv.spawn(after) {
+                    Ok(mut child) => {
+                        let pipes = (child.stdout.take(), child.stderr.take());
+                        *lock(&shared.child) = Some(child);
+                        pipes
+                    }
+                    Err(e) => {
+                        *lock(&shared.last_error) = Some(e.to_string());
+                        shared.restarts.fetch_add(1, Ordering::Relaxed);
+                        if sleep_or_stop(&stop_rx, backoff) {
+                            return;
+                        }
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                        continue;
+                    }
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-                continue;
             }
         };
         let started = Instant::now();
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        *lock(&shared.child) = Some(child);
+        // Drop may have run between the spawn and storing the child: then it is ours to
+        // kill (Drop sets `stopping` before it looks at `child`).
         if shared.stopping.load(Ordering::SeqCst) {
+            if let Some(c) = lock(&shared.child).as_mut() {
+                let _ = c.kill();
+            }
             reap(&shared);
             return;
         }
@@ -500,11 +513,8 @@ fn pump_lines(
 ) -> bool {
     let mut lines = LineReader::new(input, MAX_JSON_LINE);
     let mut too_long_seen = 0;
-    loop {
-        let line = match lines.next_line() {
-            Ok(Some(l)) => l,
-            Ok(None) | Err(_) => break,
-        };
+    // A read error ends this child's output like EOF does: the child is then restarted.
+    while let Ok(Some(line)) = lines.next_line() {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }

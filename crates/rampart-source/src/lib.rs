@@ -18,7 +18,7 @@ mod glob;
 mod journal;
 mod lines;
 
-pub use batch::LineBatch;
+pub use batch::{LineBatch, LineIter};
 pub use error::SourceError;
 pub use file::{
     Checkpoint, FileSource, FileSourceConfig, FileSourceStats, RotatedPosition, ROTATE_GRACE,
@@ -28,3 +28,15 @@ pub use journal::{
     JournalEntry, JournalSource, JournalSourceConfig, JournalStart, JournalStats, JOURNALCTL,
 };
 pub use lines::{LineReader, LineStats, DEFAULT_MAX_LINE};
+
+#[cfg(test)]
+mod tests {
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn sources_can_move_to_the_daemons_threads() {
+        assert_send::<crate::FileSource>();
+        assert_send::<crate::JournalSource>();
+        assert_send::<crate::LineBatch>();
+    }
+}

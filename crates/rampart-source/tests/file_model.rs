@@ -19,6 +19,7 @@
 //!   file copytruncated while stopped whose checkpoint fingerprint was too short to trust,
 //!   and lines of a file renamed while stopped that the checkpoint knew empty (or not at
 //!   all). For those files the lines read must be an in-order prefix.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! FileSource against real files in temp directories: appends, every rotation style, glob
 //! pickup, first reads, restarts from checkpoints, polling without inotify.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -479,4 +480,32 @@ fn config_parses_with_defaults_and_refuses_unknown_keys() {
         serde_json::from_str::<FileSourceConfig>(r#"{"patterns":[],"poll_interval":"soon"}"#)
             .is_err()
     );
+}
+
+#[test]
+fn a_rotated_file_is_closed_after_the_grace_period() {
+    let dir = TempDir::new("grace");
+    let log = dir.path("app.log");
+    append(&log, "a1\n");
+    let mut cfg = FileSourceConfig::new([dir.pattern("app.log")]);
+    cfg.poll_interval = Duration::from_millis(100);
+    let mut src = FileSource::new(cfg, Vec::new()).unwrap();
+    assert_eq!(lines_now(&mut src), strs(&["a1"]));
+    std::fs::rename(&log, dir.path("app.log.1")).unwrap();
+    append(&log, "b1\n");
+    assert_eq!(lines_now(&mut src), strs(&["b1"]));
+    assert_eq!(
+        src.stats().files,
+        2,
+        "the old file stays open for late writes"
+    );
+    assert_eq!(src.checkpoints()[0].rotated.len(), 1);
+    std::thread::sleep(rampart_source::ROTATE_GRACE);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while src.stats().files > 1 && Instant::now() < deadline {
+        src.wait(Duration::from_millis(50));
+        assert!(lines_now(&mut src).is_empty());
+    }
+    assert_eq!(src.stats().files, 1, "closed after the grace period");
+    assert!(src.checkpoints()[0].rotated.is_empty());
 }

@@ -53,8 +53,9 @@ pub const ROTATE_GRACE: Duration = Duration::from_secs(5);
 const MAX_FILES: usize = 512;
 
 /// Most draining files per path. Overflow policy: a draining file of that path is closed
-/// early, one read to its end if there is one, else the one that became draining first (counted in [`FileSourceStats::closed_early`]); only a path rotated this many
-/// times within [`ROTATE_GRACE`] gets there.
+/// early (counted in [`FileSourceStats::closed_early`]): one already read to its end if
+/// there is one, else the one that stopped being current first. Only a path rotated this
+/// many times within [`ROTATE_GRACE`] gets there.
 const MAX_DRAINING_PER_PATH: usize = 4;
 
 /// Longest line the configuration may ask for.
@@ -315,8 +316,11 @@ pub struct FileSource {
     /// Events read but not yet applied: (watch, flags, name matches a pattern component).
     /// Bounded by what one drain of the kernel queue yields (the kernel caps its queue).
     events: Vec<(i32, ReadFlags, bool)>,
+    /// Watched directories. Bounded by what the patterns can reach (directories in which a
+    /// component is looked up); an entry goes when the kernel drops its watch.
     dir_watches: HashMap<PathBuf, i32>,
     dir_wds: HashMap<i32, PathBuf>,
+    /// Open files; bounded by [`MAX_FILES`].
     files: Files,
     next_key: u64,
     rescan_pending: bool,
@@ -1016,13 +1020,12 @@ impl FileSource {
             .map(|t| t.key)
             .collect();
         for key in expired {
-            // Read it one last time (it is dirty) before closing: close only when a read
-            // found nothing new. A file with data gets another grace period via last_data.
-            if let Some(t) = self.files.by_key.get_mut(&key) {
-                t.dirty = false;
+            // Keep it while complete lines remain unread (the caller has not been reading);
+            // reading them renews the grace period.
+            if let Some(t) = self.files.by_key.get(&key) {
                 let size = t.file.metadata().map(|m| m.len()).unwrap_or(0);
-                if size > t.pos && t.skip.is_none() && has_newline_after(&t.file, t.pos, size) {
-                    t.dirty = true;
+                let from = t.skip.map_or(t.pos, |s| s.scanned);
+                if size > from && has_newline_after(&t.file, from, size) {
                     continue;
                 }
             }
