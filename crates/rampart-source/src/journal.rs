@@ -1,11 +1,4 @@
 //! [`JournalSource`]: follows systemd's journal through `journalctl --follow --output=json`.
-//!
-//! A reader thread owns the `journalctl` child: it splits its stdout into lines (bounded),
-//! parses each JSON object into a [`JournalEntry`] and sends it into a bounded channel. When
-//! the channel is full the thread blocks, which stops it reading the pipe, which stops
-//! `journalctl`: back-pressure, never a drop. When `journalctl` exits, the thread restarts it
-//! after a backoff from the cursor of the last entry it received. Dropping the source kills
-//! the child.
 
 use std::borrow::Cow;
 use std::ffi::OsString;
@@ -121,7 +114,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Follows the journal. See the [module documentation](self).
+/// Follows systemd's journal through `journalctl --follow --output=json --all`.
+///
+/// A reader thread owns the `journalctl` child: it splits its stdout into lines (bounded),
+/// parses each JSON object into a [`JournalEntry`] and sends it into a bounded channel. When
+/// the channel is full the thread blocks, which stops it reading the pipe, which stops
+/// `journalctl`: back-pressure, never a drop. When `journalctl` exits, the thread restarts it
+/// after a backoff from the cursor of the last entry it received. Dropping the source kills
+/// the child.
 pub struct JournalSource {
     rx: Option<Receiver<JournalEntry>>,
     peeked: Option<JournalEntry>,

@@ -1,24 +1,4 @@
 //! [`FileSource`]: tails files, follows rotation, resumes from checkpoints.
-//!
-//! # How it works
-//!
-//! Every file is read with `pread` at an explicit offset into one shared buffer; complete
-//! lines are copied into the caller's [`LineBatch`], a partial last line stays in the file
-//! until its newline arrives. A file's position is always just after the last line handed
-//! out, so stopping anywhere (the caller's `max_lines`, a restart) never loses or repeats a
-//! line.
-//!
-//! A file is known by its inode while it is open and by a [`Fingerprint`] of its first bytes
-//! across restarts. Each configured path has at most one *current* file (what the name
-//! points to now) and a few *draining* files: earlier files of the same name (renamed away
-//! or deleted) that are read to their end, including lines a writer appends to its old file
-//! descriptor after the rotation, for [`ROTATE_GRACE`] before they are closed. Draining files
-//! are always read before the current file of the same name.
-//!
-//! Changes are noticed by inotify (files: modify, close_write, attrib, move_self,
-//! delete_self; the directories in which pattern components are looked up: create,
-//! moved_to, moved_from, delete) and, as a fallback and safety net, by a full rescan every
-//! `poll_interval`.
 
 mod read;
 
@@ -189,7 +169,7 @@ pub struct FileSourceStats {
     pub watch_failures: u64,
     /// Times the inotify queue overflowed (handled by a full rescan).
     pub queue_overflows: u64,
-    /// Matched files not opened because [`MAX_FILES`](self) files are open.
+    /// Matched files not opened because 512 files are open already.
     pub files_over_limit: u64,
     /// Draining files closed before their grace period because of the per-path limit.
     pub closed_early: u64,
@@ -304,7 +284,27 @@ impl Files {
     }
 }
 
-/// Tails the files named by a set of patterns. See the [module documentation](self).
+/// Tails the files named by a set of patterns.
+///
+/// # How it works
+///
+/// Every file is read with `pread` at an explicit offset into one shared buffer; complete
+/// lines are copied into the caller's [`LineBatch`], a partial last line stays in the file
+/// until its newline arrives. A file's position is always just after the last line handed
+/// out, so stopping anywhere (the caller's `max_lines`, a restart) never loses or repeats a
+/// line.
+///
+/// A file is known by its inode while it is open and by a [`Fingerprint`] of its first bytes
+/// across restarts. Each configured path has at most one *current* file (what the name
+/// points to now) and a few *draining* files: earlier files of the same name (renamed away
+/// or deleted) that are read to their end, including lines a writer appends to its old file
+/// descriptor after the rotation, for [`ROTATE_GRACE`] before they are closed. Draining files
+/// are always read before the current file of the same name.
+///
+/// Changes are noticed by inotify (files: modify, close_write, attrib, move_self,
+/// delete_self; the directories in which pattern components are looked up: create,
+/// moved_to, moved_from, delete) and, as a fallback and safety net, by a full rescan every
+/// `poll_interval`.
 #[derive(Debug)]
 pub struct FileSource {
     patterns: Vec<Pattern>,
