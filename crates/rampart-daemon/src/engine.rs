@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -31,10 +31,10 @@ use rampart_detect::{JailDetector, Outcome};
 use rampart_filter::time::TimeParser;
 use rampart_filter::{EventKind, Scanner};
 use rampart_source::{
-    Checkpoint, FileSource, FileSourceConfig, JournalConfig, JournalEntry, JournalSource,
-    LineBatch,
+    Checkpoint, FileSource, FileSourceConfig, JournalEntry, JournalSource, JournalSourceConfig,
+    JournalStart, LineBatch,
 };
-use rampart_store::{Batch, BanRecord, Lift, Origin, Store};
+use rampart_store::{BanRecord, Batch, Lift, Origin, Store};
 use serde_json::json;
 
 use crate::control::{Call, Request, Response};
@@ -389,27 +389,28 @@ impl Engine {
                             let mut batch = LineBatch::default();
                             while !stop.load(Ordering::Relaxed) {
                                 match source.read(&mut batch, BATCH_LINES) {
-                                    Ok(0) => {
-                                        if let Err(e) = source.wait(TICK) {
-                                            let _ = tx.send(Event::SourceFailed {
-                                                jail: idx,
-                                                gen,
-                                                message: e.to_string(),
-                                            });
-                                            std::thread::sleep(Duration::from_secs(1));
-                                        }
-                                    }
+                                    Ok(0) => source.wait(TICK),
                                     Ok(_) => {
                                         let full = std::mem::take(&mut batch);
-                                        let ev = Event::Lines {
+                                        let mut ev = Event::Lines {
                                             jail: idx,
                                             gen,
                                             batch: full,
                                             checkpoints: source.checkpoints(),
                                         };
-                                        // Blocks while the queue is full: back-pressure.
-                                        if tx.send(ev).is_err() {
-                                            return;
+                                        // While the queue is full, wait (back-pressure: no
+                                        // line is dropped) but keep the source looking at
+                                        // its files, so rotations in the meantime are seen.
+                                        loop {
+                                            match tx.try_send(ev) {
+                                                Ok(()) => break,
+                                                Err(TrySendError::Disconnected(_)) => return,
+                                                Err(TrySendError::Full(back)) => {
+                                                    ev = back;
+                                                    let _ = source.read(&mut batch, 0);
+                                                    std::thread::sleep(Duration::from_millis(2));
+                                                }
+                                            }
                                         }
                                     }
                                     Err(e) => {
@@ -428,13 +429,16 @@ impl Engine {
             }
             Input::Journal(terms) => {
                 let since = now.saturating_sub(lag(&j.jail));
-                let config = JournalConfig {
+                let config = JournalSourceConfig {
                     matches: terms.clone(),
                     file: self.settings.journal_file.clone(),
-                    since: Some(since),
-                    ..JournalConfig::default()
+                    directory: None,
                 };
-                let mut source = JournalSource::new(config, j.saved.clone())?;
+                let start = match j.saved.clone().filter(|c| !c.is_empty()) {
+                    Some(cursor) => JournalStart::AfterCursor(cursor),
+                    None => JournalStart::Since(since),
+                };
+                let mut source = JournalSource::new(config, start)?;
                 let spawn = std::thread::Builder::new().name(format!("src-{name}"));
                 Some(
                     spawn
@@ -534,7 +538,9 @@ impl Engine {
             Event::Signal(sig) => match sig {
                 signal_hook::consts::SIGHUP => match self.reload(rx) {
                     Ok(msg) => info!(; "{msg}"),
-                    Err(msg) => error!(error = %msg; "Reload refused; the old configuration keeps running."),
+                    Err(msg) => {
+                        error!(error = %msg; "Reload refused; the old configuration keeps running.")
+                    }
                 },
                 _ => {
                     info!(signal = sig; "Stopping.");
@@ -626,8 +632,7 @@ impl Engine {
         }
         // Checkpoint marks: at most one per second; the one persisted lags by the window.
         if !checkpoint.is_empty()
-            && j
-                .marks
+            && j.marks
                 .back()
                 .is_none_or(|(t, _)| now.as_micros() - t.as_micros() >= 1_000_000)
         {
@@ -875,7 +880,11 @@ impl Engine {
     fn status(&self, only: Option<&str>) -> Response {
         let now = now();
         if let Some(name) = only {
-            if !self.jails.iter().any(|j| j.jail.policy.jail.as_str() == name) {
+            if !self
+                .jails
+                .iter()
+                .any(|j| j.jail.policy.jail.as_str() == name)
+            {
                 return Response::err(format!("no jail named {name:?}"));
             }
         }
@@ -1044,7 +1053,11 @@ impl Engine {
         let target: IpNet = addr
             .trim()
             .parse::<IpNet>()
-            .or_else(|_| addr.trim().parse::<IpAddr>().map(|a| IpNet::from(a.to_canonical())))
+            .or_else(|_| {
+                addr.trim()
+                    .parse::<IpAddr>()
+                    .map(|a| IpNet::from(a.to_canonical()))
+            })
             .map_err(|_| format!("{addr:?} is not an IP address or network"))?;
         let hits: Vec<(JailName, IpNet, u32)> = self
             .active
@@ -1099,7 +1112,9 @@ impl Engine {
     /// Re-reads the config file; an invalid one changes nothing.
     fn reload(&mut self, rx: &Receiver<Event>) -> Result<String, String> {
         let Some(path) = self.settings.config_path.clone() else {
-            return Err("running on the built-in default config; there is no file to reload".into());
+            return Err(
+                "running on the built-in default config; there is no file to reload".into(),
+            );
         };
         let new = Config::load(&path).map_err(|e| e.to_string())?;
         if new.daemon != self.config.daemon {
@@ -1219,7 +1234,11 @@ impl Engine {
 fn select_lagged(j: &mut JailRt, now: Timestamp) {
     let horizon = now.saturating_sub(lag(&j.jail)).as_micros();
     let mut chosen = None;
-    while j.marks.front().is_some_and(|(t, _)| t.as_micros() <= horizon) {
+    while j
+        .marks
+        .front()
+        .is_some_and(|(t, _)| t.as_micros() <= horizon)
+    {
         chosen = j.marks.pop_front().map(|(_, c)| c);
     }
     if let Some(c) = chosen {
@@ -1251,11 +1270,7 @@ fn pick_input(j: &Jail) -> Input {
 /// Whether a path pattern names an existing file now (a plain path, or a glob in its last
 /// component).
 fn glob_has_match(pattern: &str) -> bool {
-    let p = std::path::Path::new(pattern);
-    if !pattern.contains(['*', '?', '[']) {
-        return p.exists();
-    }
-    rampart_source::glob_matches(pattern).is_some_and(|v| !v.is_empty())
+    rampart_source::matching_files(pattern).is_ok_and(|v| !v.is_empty())
 }
 
 fn rss_kib() -> Option<u64> {

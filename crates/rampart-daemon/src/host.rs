@@ -52,8 +52,14 @@ impl OwnAddrs {
     /// Whether `net` holds one of ours (or loopback): banning it would cut the host off.
     pub fn overlaps(&self, net: ipnet::IpNet) -> bool {
         let loopback: [ipnet::IpNet; 2] = [
-            ipnet::IpNet::V4(ipnet::Ipv4Net::new_assert(std::net::Ipv4Addr::new(127, 0, 0, 0), 8)),
-            ipnet::IpNet::V6(ipnet::Ipv6Net::new_assert(std::net::Ipv6Addr::LOCALHOST, 128)),
+            ipnet::IpNet::V4(ipnet::Ipv4Net::new_assert(
+                std::net::Ipv4Addr::new(127, 0, 0, 0),
+                8,
+            )),
+            ipnet::IpNet::V6(ipnet::Ipv6Net::new_assert(
+                std::net::Ipv6Addr::LOCALHOST,
+                128,
+            )),
         ];
         loopback.iter().any(|l| l.contains(&net) || net.contains(l))
             || self.0.iter().any(|a| net.contains(a))

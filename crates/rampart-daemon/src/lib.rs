@@ -84,7 +84,11 @@ pub fn load_config(config: Option<&Path>) -> Result<(Config, Option<PathBuf>), C
 
 /// Builds the configured firewall backend (`dry_run` forces log-only).
 pub fn make_backend(d: &Daemon, dry_run: bool) -> Result<Box<dyn Backend>, BackendError> {
-    let kind = if dry_run { BackendKind::LogOnly } else { d.backend };
+    let kind = if dry_run {
+        BackendKind::LogOnly
+    } else {
+        d.backend
+    };
     Ok(match kind {
         BackendKind::LogOnly => Box::new(LogOnlyBackend::new()),
         BackendKind::Nftables => Box::new(

@@ -93,7 +93,11 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct SocketArg {
     /// The daemon's control socket.
-    #[arg(long, env = "RAMPART_SOCKET", default_value = "/run/rampart/rampart.sock")]
+    #[arg(
+        long,
+        env = "RAMPART_SOCKET",
+        default_value = "/run/rampart/rampart.sock"
+    )]
     pub socket: PathBuf,
 }
 

@@ -54,7 +54,10 @@ fn call(socket: &Path, req: &Request) -> anyhow::Result<Value> {
         "is the daemon running? (`rampart run`, or `systemctl status rampart`)".to_string()
     })?;
     if !resp.ok {
-        bail!("{}", resp.error.unwrap_or_else(|| "the daemon refused".into()));
+        bail!(
+            "{}",
+            resp.error.unwrap_or_else(|| "the daemon refused".into())
+        );
     }
     Ok(resp.data)
 }

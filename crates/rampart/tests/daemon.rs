@@ -133,7 +133,10 @@ fn start(s: &Setup) -> Daemon {
         .spawn()
         .expect("start the daemon");
     let d = Daemon(child);
-    wait_for(|| ctl(s, &["status", "--json"]).status.success(), "the socket");
+    wait_for(
+        || ctl(s, &["status", "--json"]).status.success(),
+        "the socket",
+    );
     d
 }
 
@@ -204,11 +207,19 @@ fn bans_after_max_failures_and_answers_control_commands() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("allowlisted"));
     let out = ctl(&s, &["ban", "sshd", "127.0.0.1"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("own addresses"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("own addresses"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = ctl(&s, &["ban", "nosuchjail", "203.0.113.77"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no jail named"));
     let out = ctl(&s, &["ban", "sshd", "203.0.113.77", "--for", "2h"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let b = banned(&s, "203.0.113.77/32").unwrap();
     assert_eq!(b["origin"], "manual");
     assert!(b["remaining_s"].as_i64().unwrap() > 7000);
@@ -221,7 +232,10 @@ fn bans_after_max_failures_and_answers_control_commands() {
 
     // The text forms print something a person reads.
     let text = String::from_utf8(ctl(&s, &["bans"]).stdout).unwrap();
-    assert!(text.contains("203.0.113.5/32") && text.contains("REMAINING"), "{text}");
+    assert!(
+        text.contains("203.0.113.5/32") && text.contains("REMAINING"),
+        "{text}"
+    );
     let text = String::from_utf8(ctl(&s, &["status"]).stdout).unwrap();
     assert!(text.contains("jail sshd:"), "{text}");
 }
@@ -235,10 +249,16 @@ fn a_bad_reload_keeps_the_old_config_and_a_good_one_applies() {
     let out = ctl(&s, &["reload"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(err.contains("rampart.toml"), "the error names the file: {err}");
+    assert!(
+        err.contains("rampart.toml"),
+        "the error names the file: {err}"
+    );
     // Still running, old config: three failures ban.
     append(&s.log, &invalid_user("203.0.113.8").repeat(3));
-    wait_for(|| banned(&s, "203.0.113.8/32").is_some(), "a ban under the old config");
+    wait_for(
+        || banned(&s, "203.0.113.8/32").is_some(),
+        "a ban under the old config",
+    );
     // A good config with a second jail.
     std::fs::write(
         &s.config,
@@ -246,9 +266,16 @@ fn a_bad_reload_keeps_the_old_config_and_a_good_one_applies() {
     )
     .unwrap();
     let out = ctl(&s, &["reload"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     append(&s.log, &invalid_user("203.0.113.9").repeat(2));
-    wait_for(|| banned(&s, "203.0.113.9/32").is_some(), "a ban under the new config");
+    wait_for(
+        || banned(&s, "203.0.113.9/32").is_some(),
+        "a ban under the new config",
+    );
     // The ban from before the reload is still active, and counted once.
     assert!(banned(&s, "203.0.113.8/32").is_some());
     let status = json(&s, &["status", "--json"]);
@@ -270,7 +297,10 @@ fn a_killed_daemon_restarts_with_its_bans_and_counts_each_line_once() {
     append(&s.log, &invalid_user("203.0.113.6"));
     let _d = start(&s);
     // Two before the crash + one while down = three: banned after the restart, once.
-    wait_for(|| banned(&s, "203.0.113.6/32").is_some(), "the ban after restart");
+    wait_for(
+        || banned(&s, "203.0.113.6/32").is_some(),
+        "the ban after restart",
+    );
     let first = banned(&s, "203.0.113.5/32").expect("the first ban survives the restart");
     assert_eq!(first["level"], 0);
     std::thread::sleep(Duration::from_millis(500));
@@ -304,7 +334,10 @@ fn sigterm_stops_cleanly_and_removes_the_socket() {
         if let Some(st) = d.0.try_wait().unwrap() {
             break st;
         }
-        assert!(Instant::now() < deadline, "the daemon did not stop on SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success());

@@ -168,7 +168,9 @@ fn append(path: &Path, text: &str) {
 fn nft(lab: &Lab, args: &[&str]) -> String {
     let mut argv = vec!["/usr/sbin/nft"];
     argv.extend_from_slice(args);
-    let out = lab.run_ok(Host::Server, &argv, Duration::from_secs(10)).unwrap();
+    let out = lab
+        .run_ok(Host::Server, &argv, Duration::from_secs(10))
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -214,10 +216,18 @@ ports = [80, 443]
         ssh_fail(&lab, &sshd, Host::Attacker, ssh4, &format!("nosuch{n}")).unwrap();
     }
     wait_until("the ssh ban", 5, || r.ban_of("192.0.2.66/32").is_some());
-    assert_eq!(connects(&lab, Host::Attacker, ssh4), Connect::TimedOut, "{}", r.log());
+    assert_eq!(
+        connects(&lab, Host::Attacker, ssh4),
+        Connect::TimedOut,
+        "{}",
+        r.log()
+    );
     assert_eq!(connects(&lab, Host::Bystander, ssh4), Connect::Connected);
     // Scoped to port 22: the web server still answers the attacker.
-    assert_eq!(connects(&lab, Host::Attacker, http.addr4()), Connect::Connected);
+    assert_eq!(
+        connects(&lab, Host::Attacker, http.addr4()),
+        Connect::Connected
+    );
     let set = nft(&lab, &["list", "set", "inet", "rampart_e2e", "j_sshd_4"]);
     assert!(set.contains("192.0.2.66"), "{set}");
 
@@ -231,9 +241,15 @@ ports = [80, 443]
         let _ = lab.http_get(Host::Attacker, http.addr4(), path, "zgrab/0.x");
     }
     wait_until("the web ban", 5, || r.ban_of("192.0.2.66/32").is_some());
-    assert_eq!(connects(&lab, Host::Attacker, http.addr4()), Connect::TimedOut);
+    assert_eq!(
+        connects(&lab, Host::Attacker, http.addr4()),
+        Connect::TimedOut
+    );
     assert_eq!(connects(&lab, Host::Attacker, ssh4), Connect::Connected);
-    assert_eq!(connects(&lab, Host::Bystander, http.addr4()), Connect::Connected);
+    assert_eq!(
+        connects(&lab, Host::Bystander, http.addr4()),
+        Connect::Connected
+    );
     let status = r.ctl(&["status", "--json"]).unwrap();
     assert_eq!(status["backend"], "nftables");
 }
@@ -272,13 +288,18 @@ forget_after = "7d"
     let attacker = "192.0.2.66";
 
     // Two failures, a hard kill, one more failure while down, restart: banned (2 + 1).
-    append(&log, &(sshd_failure(attacker, 1) + &sshd_failure(attacker, 2)));
+    append(
+        &log,
+        &(sshd_failure(attacker, 1) + &sshd_failure(attacker, 2)),
+    );
     std::thread::sleep(Duration::from_millis(700));
     assert!(r.ban_of("192.0.2.66/32").is_none());
     r.kill();
     append(&log, &sshd_failure(attacker, 3));
     r.start();
-    wait_until("the ban after restart", 5, || r.ban_of("192.0.2.66/32").is_some());
+    wait_until("the ban after restart", 5, || {
+        r.ban_of("192.0.2.66/32").is_some()
+    });
     assert_eq!(connects(&lab, Host::Attacker, ssh4), Connect::TimedOut);
     let first = r.ban_of("192.0.2.66/32").unwrap();
     assert_eq!(first["level"], 0);
@@ -291,7 +312,10 @@ forget_after = "7d"
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(connects(&lab, Host::Attacker, ssh4), Connect::TimedOut);
     let status = r.ctl(&["status", "--json"]).unwrap();
-    assert_eq!(status["jails"][0]["bans"], 0, "no new ban from re-read lines: {status}");
+    assert_eq!(
+        status["jails"][0]["bans"], 0,
+        "no new ban from re-read lines: {status}"
+    );
     assert_eq!(status["active_bans"], 1);
 
     // Someone flushes rampart's set: the reconcile (every second) restores it.
@@ -333,7 +357,13 @@ forget_after = "7d"
     assert_eq!(connects(&lab, Host::Attacker, ssh4), Connect::TimedOut);
     assert_eq!(connects(&lab, Host::Bystander, ssh4), Connect::Connected);
     // The real sshd log was not involved here; make sure it is alive anyway.
-    wait_for_lines(sshd.log_path(), "Server listening", 1, Duration::from_secs(1)).ok();
+    wait_for_lines(
+        sshd.log_path(),
+        "Server listening",
+        1,
+        Duration::from_secs(1),
+    )
+    .ok();
 }
 
 /// The same flow with ipset + iptables.
@@ -366,7 +396,12 @@ ipv6_prefix = 128
         ssh_fail(&lab, &sshd, Host::Attacker, ssh6, &format!("nobody{n}")).unwrap();
     }
     wait_until("the ipv6 ban", 5, || r.ban_of("2001:db8::66/128").is_some());
-    assert_eq!(connects(&lab, Host::Attacker, ssh6), Connect::TimedOut, "{}", r.log());
+    assert_eq!(
+        connects(&lab, Host::Attacker, ssh6),
+        Connect::TimedOut,
+        "{}",
+        r.log()
+    );
     assert_eq!(connects(&lab, Host::Bystander, ssh6), Connect::Connected);
     assert_eq!(connects(&lab, Host::Bystander, ssh4), Connect::Connected);
     assert_eq!(connects(&lab, Host::Attacker, ssh4), Connect::Connected);
@@ -377,7 +412,11 @@ ipv6_prefix = 128
     assert_eq!(connects(&lab, Host::Attacker, ssh4), Connect::TimedOut);
     assert_eq!(connects(&lab, Host::Bystander, ssh4), Connect::Connected);
     let out = lab
-        .run_ok(Host::Server, &["/usr/sbin/ipset", "list", "rampart4_sshd"], Duration::from_secs(5))
+        .run_ok(
+            Host::Server,
+            &["/usr/sbin/ipset", "list", "rampart4_sshd"],
+            Duration::from_secs(5),
+        )
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("192.0.2.66"));
     wait_until("the ban to expire", 10, || {
