@@ -447,7 +447,7 @@ impl Engine {
                             while !stop.load(Ordering::Relaxed) {
                                 match source.read(&mut entries, BATCH_ENTRIES) {
                                     Ok(0) => {
-                                        let _ = source.wait(TICK);
+                                        source.wait(TICK);
                                     }
                                     Ok(_) => {
                                         let ev = Event::Journal {

@@ -339,9 +339,16 @@ pub fn ssh_fail(
     let deadline = Instant::now() + SSHD_WAIT;
     loop {
         let text = read_lossy(sshd.log_path())?;
+        // New connections from the source that name this user: an earlier bare probe
+        // (tcp_connects) whose lines land late is not this attempt.
+        let named = format!("user {user} ");
         let new: Vec<u16> = connection_ports(&text, source)
             .into_iter()
             .filter(|p| !before.contains(p))
+            .filter(|&p| {
+                text.lines()
+                    .any(|l| names_endpoint(l, source, p) && l.contains(&named))
+            })
             .collect();
         if let [client_port] = new[..] {
             let lines: Vec<String> = text
