@@ -232,7 +232,7 @@ impl Engine {
             needs_reconcile: false,
             last_commit: Timestamp::from_micros(0),
             next_prune: Instant::now() + Duration::from_secs(60),
-            ban_log: RateLimit::new(100),
+            ban_log: RateLimit::new(600),
             err_log: RateLimit::new(20),
             stopping: false,
         };

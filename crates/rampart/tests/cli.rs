@@ -356,6 +356,8 @@ fn help_matches_snapshots() {
         ("help.txt", vec!["--help"]),
         ("filter-test-help.txt", vec!["filter", "test", "--help"]),
         ("replay-help.txt", vec!["replay", "--help"]),
+        ("run-help.txt", vec!["run", "--help"]),
+        ("ban-help.txt", vec!["ban", "--help"]),
     ] {
         let out = rampart(&args);
         assert!(out.status.success());
