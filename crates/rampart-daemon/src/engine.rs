@@ -1281,3 +1281,85 @@ fn rss_kib() -> Option<u64> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jail_from(text: &str) -> Jail {
+        let config = Config::parse(std::path::Path::new("/tmp/t.toml"), text).unwrap();
+        config.jails.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn the_builtin_config_protects_sshd_from_the_journal_when_there_is_no_auth_log() {
+        // Without --config: /etc/rampart/rampart.toml if present, else the built-in text.
+        let (config, _path) = crate::load_config(None).unwrap();
+        let builtin =
+            Config::parse(std::path::Path::new("builtin"), crate::BUILTIN_CONFIG).unwrap();
+        let sshd = &builtin.jails[0];
+        assert_eq!(sshd.policy.jail.as_str(), "sshd");
+        assert!(!config.jails.is_empty());
+        let missing = jail_from(
+            "[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [\"/nonexistent/auth.log\"]\njournal = [\"_COMM=sshd\"]\n",
+        );
+        assert_eq!(
+            pick_input(&missing),
+            Input::Journal(vec!["_COMM=sshd".into()])
+        );
+        let dir = std::env::temp_dir().join(format!("rampart-pick-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("auth.log");
+        std::fs::write(&log, "").unwrap();
+        let present = jail_from(&format!(
+            "[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [\"{}\", \"/nonexistent/secure\"]\njournal = [\"_COMM=sshd\"]\n",
+            log.display()
+        ));
+        assert!(matches!(pick_input(&present), Input::Files(_)));
+        let glob = jail_from(&format!(
+            "[[jail]]\nname = \"web\"\nfilter = \"web-scan\"\nlogs = [\"{}/*.log\"]\njournal = [\"_COMM=nginx\"]\n",
+            dir.display()
+        ));
+        assert!(matches!(pick_input(&glob), Input::Files(_)));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_persisted_checkpoint_lags_by_the_window() {
+        let jail = jail_from(
+            "[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [\"/x/auth.log\"]\nwindow = \"10m\"\nreorder_tolerance = \"1m\"\n",
+        );
+        let scanner = Scanner::new(
+            vec![Arc::clone(&jail.filter)],
+            TimeParser::new(
+                jail.filter.timestamp(),
+                rampart_filter::time::Zone::parse("UTC").unwrap(),
+                Timestamp::from_micros(0),
+            ),
+            false,
+        );
+        let mut j = JailRt {
+            detector: JailDetector::new(jail.policy.clone()).unwrap(),
+            jail,
+            scanner,
+            input: Input::Files(vec![]),
+            marks: VecDeque::new(),
+            saved: Some("start".into()),
+            pending: None,
+            counters: JailCounters::default(),
+            stop: Arc::new(AtomicBool::new(false)),
+            thread: None,
+        };
+        let min = |m: i64| Timestamp::from_micros(1_800_000_000_000_000 + m * 60_000_000);
+        for m in 0..20 {
+            j.marks.push_back((min(m), format!("cp{m}")));
+        }
+        // At minute 10 nothing is 11 minutes old yet.
+        select_lagged(&mut j, min(10));
+        assert_eq!(j.pending, None);
+        // At minute 15 the newest mark at least 11 minutes old is minute 4's.
+        select_lagged(&mut j, min(15));
+        assert_eq!(j.pending.as_deref(), Some("cp4"));
+        assert_eq!(j.marks.front().map(|m| m.1.as_str()), Some("cp5"));
+    }
+}

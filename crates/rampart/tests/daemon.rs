@@ -356,3 +356,108 @@ fn an_invalid_config_fails_at_start_with_exit_2_naming_file_and_line() {
     let out = rampart(&["run", "--check", "--config", s.config.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A journal file written by systemd-journal-remote from an export stream.
+fn write_journal(path: &Path, entries: &[(i64, &str, &str)]) {
+    const REMOTE: &str = "/usr/lib/systemd/systemd-journal-remote";
+    assert!(
+        Path::new(REMOTE).exists(),
+        "{REMOTE} is missing: install the Debian package systemd-journal-remote"
+    );
+    let mut export = Vec::new();
+    for (i, (realtime, comm, message)) in entries.iter().enumerate() {
+        write!(
+            export,
+            "__REALTIME_TIMESTAMP={realtime}\n__MONOTONIC_TIMESTAMP={}\n_BOOT_ID=5f3c2d1e0a9b48c7b6a5f4e3d2c1b0a9\nMESSAGE={message}\nSYSLOG_IDENTIFIER={comm}\n_PID={}\n_HOSTNAME=web1\n_COMM={comm}\n_SYSTEMD_UNIT=ssh.service\n\n",
+            1_000_000 + i,
+            4000 + i
+        )
+        .unwrap();
+    }
+    let mut child = Command::new(REMOTE)
+        .arg(format!("--output={}", path.display()))
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&export).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn reads_the_journal_when_configured_and_bans_from_it() {
+    let s = setup("source = \"journal\"\njournal = [\"_COMM=sshd\", \"_COMM=sshd-session\"]\n");
+    let journal = s.tmp.0.join("sshd.journal");
+    let now = SystemClock.now().as_micros();
+    write_journal(
+        &journal,
+        &[
+            (
+                now - 3_000_000,
+                "sshd-session",
+                "Invalid user a from 203.0.113.40 port 1",
+            ),
+            (
+                now - 2_000_000,
+                "cron",
+                "Invalid user b from 203.0.113.40 port 2",
+            ),
+            (
+                now - 1_000_000,
+                "sshd",
+                "Invalid user c from 203.0.113.40 port 3",
+            ),
+            (
+                now,
+                "sshd-session",
+                "Invalid user d from 203.0.113.40 port 4",
+            ),
+            // Older than the window: history, not a reason to ban now.
+            (
+                now - 3_600_000_000,
+                "sshd",
+                "Invalid user e from 203.0.113.41 port 5",
+            ),
+            (
+                now - 3_599_000_000,
+                "sshd",
+                "Invalid user f from 203.0.113.41 port 6",
+            ),
+            (
+                now - 3_598_000_000,
+                "sshd",
+                "Invalid user g from 203.0.113.41 port 7",
+            ),
+        ],
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["run", "--config"])
+        .arg(&s.config)
+        .arg("--journal-file")
+        .arg(&journal)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _d = Daemon(child);
+    wait_for(
+        || ctl(&s, &["status", "--json"]).status.success(),
+        "the socket",
+    );
+    // Three sshd entries (the cron one does not match the journal terms): banned.
+    wait_for(
+        || banned(&s, "203.0.113.40/32").is_some(),
+        "the journal ban",
+    );
+    let status = json(&s, &["status", "--json"]);
+    let jail = &status["jails"][0];
+    assert!(
+        jail["source"].as_str().unwrap().starts_with("journal"),
+        "{jail}"
+    );
+    // The old entries follow the new ones in the file, so journalctl's --since lets them
+    // through; the engine counts them as stale, not toward a ban.
+    assert_eq!(jail["failures"], 6, "{jail}");
+    assert_eq!(jail["stale_failures"], 3, "{jail}");
+    assert!(banned(&s, "203.0.113.41/32").is_none());
+}
