@@ -363,6 +363,7 @@ def step_latency(ns, binary, work, res, key, geo):
             "min": lat[0] if lat else float("nan"),
             "missing": [a for a in addrs if a not in got][:5],
         })
+        info["kernel"] = count_set(ns, "j_lat_4") + count_set(ns, "j_lat_6p128")
         if geo:
             info["geo_elements_after"] = count_set(ns, "blocked", table="geo")
     finally:
@@ -397,6 +398,7 @@ def step_mass(ns, binary, work, res):
         # --- step 2: 100k distinct bans in one write
         d.start()
         time.sleep(0.5)
+        rss0, _ = d.mem()
         data = v6_lines(1, N, 2000)
         polls = 0
         cpu0 = d.cpu()
@@ -420,7 +422,7 @@ def step_mass(ns, binary, work, res):
                        "cpu_s": cpu, "active_bans": st["active_bans"], "polls": polls,
                        "jail": {k: mj[k] for k in ("lines", "failures", "bans",
                                                    "tracked_offenders")},
-                       "rss_kib": rss, "hwm_kib": hwm,
+                       "rss_kib": rss, "hwm_kib": hwm, "rss_before_kib": rss0,
                        "backend_errors": st["backend_errors"],
                        "store_errors": st["store_errors"]}
         res["mass"]["kernel_before_kill"] = count_set(ns, "j_mass_6p128")
@@ -435,7 +437,9 @@ def step_mass(ns, binary, work, res):
         time.sleep(1.0)  # let the source re-read its window (the lagged checkpoint)
         st = d.status()
         mj = d.jail("mass", st)
+        rss, hwm = d.mem()
         res["restart"] = {
+            "rss_kib": rss, "hwm_kib": hwm,
             "socket_s": up, "reapply_bans": int(m.group(1)) if m else None,
             "reapply_ms": int(m.group(2)) if m else None,
             "kernel_while_down": kernel_while_down,
@@ -678,17 +682,20 @@ def report(res, header):
                 geo = (f"; geo set: {fmt_int(r['geo_elements'])} elements loaded by `nft -f` in "
                        f"{r['geo_load_s']:.2f} s, {fmt_int(r['geo_elements_after'])} after the run")
             L.append(f"- {key}: min {r['min']:.1f} ms, p50 {r['p50']:.1f}, p99 {r['p99']:.1f}, "
-                     f"max {r['max']:.1f} ms; active_bans {r['active_bans']}{geo}")
+                     f"max {r['max']:.1f} ms; active_bans {r['active_bans']}, kernel sets j_lat_4 + j_lat_6p128 "
+                     f"{r['kernel']} elements{geo}")
     if m:
         L.append(f"- mass: write took {m['write_s'] * 1000:.0f} ms; {m['polls']} status polls; jail "
-                 f"{json.dumps(m['jail'])}; VmRSS {mib(m['rss_kib'])} MiB, VmHWM {mib(m['hwm_kib'])} MiB; "
+                 f"{json.dumps(m['jail'])}; VmRSS {mib(m['rss_before_kib'])} MiB before the write, "
+                 f"{mib(m['rss_kib'])} MiB after, VmHWM {mib(m['hwm_kib'])} MiB; "
                  f"backend_errors {m['backend_errors']}, store_errors {m['store_errors']}")
     r = res.get("restart")
     if r:
         L.append(f"- restart: kernel set while the daemon was down {fmt_int(r['kernel_while_down'])}, "
                  f"after restart {fmt_int(r['kernel_after'])}; status active_bans {fmt_int(r['active_bans'])}, "
                  f"restored_at_start {fmt_int(r['restored'])}; re-read {fmt_int(r['reread_lines'])} lines of the "
-                 f"window, new bans from them {r['new_bans_after_restart']}")
+                 f"window, new bans from them {r['new_bans_after_restart']}; 1 s after the restart VmRSS "
+                 f"{mib(r['rss_kib'])} MiB, VmHWM {mib(r['hwm_kib'])} MiB")
     if p:
         L.append(f"- peak: 1M lines (one failure each) read in {p['wall_s']:.2f} s wall, {p['cpu_s']:.2f} s CPU; "
                  f"track jail lines {fmt_int(p['lines'])}, failures {fmt_int(p['failures'])}, tracked "
@@ -711,7 +718,8 @@ def git_rev():
     try:
         rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                              capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no",
+                                "--", "crates", "filters", "Cargo.toml", "Cargo.lock"],
                                capture_output=True, text=True).stdout.strip()
         return rev + (" + uncommitted changes" if dirty else "")
     except OSError:
@@ -736,6 +744,8 @@ def main():
     IP = which("ip")
     NFT = which("nft")
     steps = set(args.steps.split(","))
+    # SIGTERM unwinds like an exception, so the daemons are stopped and the namespace goes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     load0 = open("/proc/loadavg").read().split()[:3]
     t_start = time.time()
     work = tempfile.mkdtemp(prefix=f"rampart-bench-{os.getpid()}-")
@@ -772,7 +782,8 @@ def main():
         f"- date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(t_start))}, took {time.time() - t_start:.0f} s",
         f"- machine: nproc {os.cpu_count()}, load average {' '.join(load0)} at the start, "
         f"{' '.join(load1)} at the end, kernel {os.uname().release}, {nft_v}",
-        f"- rampart: {git_rev()}, binary {os.path.relpath(args.bin, ROOT)}; backend nftables in a "
+        f"- rampart: {git_rev()}, binary {os.path.relpath(args.bin, ROOT)} (built "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(os.stat(args.bin).st_mtime))}); backend nftables in a "
         f"throw-away network namespace; sshd filter, syslog lines stamped with the current UTC time",
         "- fail2ban: not measured here",
     ]
