@@ -199,6 +199,17 @@ fn now() -> Timestamp {
     SystemClock.now()
 }
 
+/// How far back a jail's ban history matters: escalation memory, or at least as long as
+/// a ban plus the re-read window.
+fn history_memory(j: &Jail) -> Duration {
+    j.policy
+        .escalation
+        .as_ref()
+        .map(|e| e.forget_after + e.max)
+        .unwrap_or(Duration::ZERO)
+        .max(j.policy.ban_for + lag(j))
+}
+
 fn lag(j: &Jail) -> Duration {
     j.policy.window + j.policy.reorder_tolerance
 }
@@ -303,23 +314,28 @@ impl Engine {
         let now = now();
         self.gen += 1;
         let stored: HashMap<String, String> = self.store.checkpoints()?.into_iter().collect();
+        // One read of the history for all jails (it scans the whole ban table).
+        let longest = self
+            .config
+            .jails
+            .iter()
+            .map(history_memory)
+            .max()
+            .unwrap_or(Duration::ZERO);
+        let mut history: HashMap<JailName, Vec<rampart_store::HistoryRow>> = HashMap::new();
+        for row in self.store.history(now.saturating_sub(longest))? {
+            history.entry(row.jail.clone()).or_default().push(row);
+        }
         let mut jails = Vec::with_capacity(self.config.jails.len());
         for j in &self.config.jails {
             let mut detector = JailDetector::new(j.policy.clone())
                 .map_err(|e| crate::DaemonError::Setup(e.to_string()))?;
-            let memory = j
-                .policy
-                .escalation
-                .as_ref()
-                .map(|e| e.forget_after + e.max)
-                .unwrap_or(Duration::ZERO)
-                .max(j.policy.ban_for + lag(j));
-            let since = now.saturating_sub(memory);
-            let mut rows: Vec<_> = self
-                .store
-                .history(since)?
+            let since = now.saturating_sub(history_memory(j));
+            let mut rows: Vec<_> = history
+                .remove(&j.policy.jail)
+                .unwrap_or_default()
                 .into_iter()
-                .filter(|r| r.jail == j.policy.jail)
+                .filter(|r| r.last_end >= since)
                 .collect();
             // Oldest first, so that if the history table is full the newest stay.
             rows.sort_by_key(|r| r.last_end);
@@ -382,6 +398,14 @@ impl Engine {
                     ..FileSourceConfig::default()
                 };
                 let mut source = FileSource::new(config, checkpoints)?;
+                if j.saved.is_none() {
+                    // First start: persist where reading begins, so a restart before the
+                    // first lagged checkpoint replays from here instead of guessing again.
+                    let start = source.checkpoints();
+                    if !start.is_empty() {
+                        j.pending = serde_json::to_string(&start).ok();
+                    }
+                }
                 let spawn = std::thread::Builder::new().name(format!("src-{name}"));
                 Some(
                     spawn
@@ -730,6 +754,10 @@ impl Engine {
 
     fn tick(&mut self) {
         let now = now();
+        let suppressed = self.ban_log.flush(now);
+        if suppressed > 0 {
+            info!(suppressed = suppressed; "Ban messages were rate-limited in the last minute.");
+        }
         for j in &mut self.jails {
             select_lagged(j, now);
         }

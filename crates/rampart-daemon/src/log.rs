@@ -120,6 +120,18 @@ impl RateLimit {
         }
     }
 
+    /// When a minute has passed since the window began: starts a new one and returns how
+    /// many events were suppressed in the old one (so a quiet period still reports them).
+    pub fn flush(&mut self, now: Timestamp) -> u64 {
+        if now.as_micros() - self.window_start.as_micros() >= 60_000_000 {
+            self.window_start = now;
+            self.passed = 0;
+            std::mem::take(&mut self.suppressed)
+        } else {
+            0
+        }
+    }
+
     /// Whether to log this event; when a new minute starts, also returns how many were
     /// suppressed in the last one (to say so once).
     pub fn allow(&mut self, now: Timestamp) -> (bool, u64) {
@@ -159,5 +171,16 @@ mod tests {
         let (ok, suppressed) = r.allow(Timestamp::from_micros(t0.as_micros() + 61_000_000));
         assert!(ok);
         assert_eq!(suppressed, 2);
+        r.allow(Timestamp::from_micros(t0.as_micros() + 62_000_000));
+        r.allow(Timestamp::from_micros(t0.as_micros() + 62_000_000));
+        r.allow(Timestamp::from_micros(t0.as_micros() + 62_000_000));
+        assert_eq!(
+            r.flush(Timestamp::from_micros(t0.as_micros() + 90_000_000)),
+            0
+        );
+        assert_eq!(
+            r.flush(Timestamp::from_micros(t0.as_micros() + 122_000_000)),
+            1
+        );
     }
 }
