@@ -906,7 +906,6 @@ impl Engine {
     }
 
     fn status(&self, only: Option<&str>) -> Response {
-        let now = now();
         if let Some(name) = only {
             if !self
                 .jails
@@ -941,7 +940,6 @@ impl Engine {
                 })
             })
             .collect();
-        let store = self.store.stats(now).ok();
         Response::ok(json!({
             "version": env!("CARGO_PKG_VERSION"),
             "pid": std::process::id(),
@@ -956,7 +954,6 @@ impl Engine {
             "reconcile_repairs": self.counters.reconcile_repairs,
             "store_errors": self.counters.store_errors,
             "backend_errors": self.counters.backend_errors,
-            "stored_bans": store.as_ref().map(|s| s.bans),
             "rss_kib": rss_kib(),
             "jails": jails,
         }))
