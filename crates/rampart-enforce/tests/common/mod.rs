@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::net::{bind, connect, socket_with, sockopt, AddressFamily, SocketFlags, SocketType};
@@ -285,4 +286,111 @@ pub fn many_v6(jail_name: &str, n: usize, now: Timestamp, secs: f64) -> Vec<Entr
             entry(jail_name, &net, now, secs)
         })
         .collect()
+}
+
+/// Shared by the backends' test files: the same behaviour for each.
+pub fn ban_drops_only_scoped_ports_and_an_all_ports_scope_drops_everything<B: Backend>(
+    ns: &str,
+    backend: impl Fn(&Net) -> B,
+) {
+    let net = Net::new(ns);
+    let (_a, _b) = (net.listen(2201), net.listen(8080));
+    let mut b = backend(&net);
+    b.prepare(&[scope("sshd", &[2201]), scope("all", &[])])
+        .unwrap();
+    assert!(net.connects(CLIENT_V4, SERVER_V4, 2201), "no ban yet");
+    let now = now();
+
+    b.ban(&[entry("sshd", "192.0.2.2/32", now, 300.0)], now)
+        .unwrap();
+    assert!(
+        !net.connects(CLIENT_V4, SERVER_V4, 2201),
+        "banned on the jail's port"
+    );
+    assert!(
+        net.connects(CLIENT_V4, SERVER_V4, 8080),
+        "another port still open"
+    );
+    assert!(
+        net.connects(CLIENT_V6, SERVER_V6, 2201),
+        "the IPv4 ban leaves IPv6 alone"
+    );
+
+    b.unban(&[(jail("sshd"), "192.0.2.2/32".parse().unwrap())])
+        .unwrap();
+    assert!(net.connects(CLIENT_V4, SERVER_V4, 2201), "unbanned");
+
+    b.ban(&[entry("all", "192.0.2.2/32", now, 300.0)], now)
+        .unwrap();
+    assert!(!net.connects(CLIENT_V4, SERVER_V4, 2201));
+    assert!(
+        !net.connects(CLIENT_V4, SERVER_V4, 8080),
+        "all-ports scope drops every port"
+    );
+}
+
+/// Shared by the backends' test files: the same behaviour for each.
+pub fn ipv6_prefix_ban_drops_every_address_in_the_prefix<B: Backend>(
+    ns: &str,
+    backend: impl Fn(&Net) -> B,
+) {
+    let net = Net::new(ns);
+    let _l = net.listen(2201);
+    let mut b = backend(&net);
+    b.prepare(&[scope("sshd", &[2201])]).unwrap();
+    let now = now();
+    b.ban(&[entry("sshd", "2001:db8::/64", now, 300.0)], now)
+        .unwrap();
+    assert!(
+        !net.connects(CLIENT_V6, SERVER_V6, 2201),
+        "::2 is in the banned /64"
+    );
+    assert!(
+        !net.connects(CLIENT_V6_SAME_64, SERVER_V6, 2201),
+        "::99 too"
+    );
+    assert!(
+        net.connects(CLIENT_V6_OTHER_64, SERVER_V6_OTHER_64, 2201),
+        "another /64 is not banned"
+    );
+    assert!(
+        net.connects(CLIENT_V4, SERVER_V4, 2201),
+        "IPv4 is not banned"
+    );
+    let list = b.list(now).unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        list[0].net,
+        "2001:db8::/64".parse::<ipnet::IpNet>().unwrap()
+    );
+}
+
+/// Shared by the backends' test files: the same behaviour for each.
+pub fn ban_expires_after_its_timeout_and_the_client_connects_again<B: Backend>(
+    ns: &str,
+    backend: impl Fn(&Net) -> B,
+) {
+    let net = Net::new(ns);
+    let _l = net.listen(2201);
+    let mut b = backend(&net);
+    b.prepare(&[scope("sshd", &[2201])]).unwrap();
+    let start = Instant::now();
+    let now = now();
+    b.ban(
+        &[
+            entry("sshd", "192.0.2.2/32", now, 2.0),
+            entry("sshd", "2001:db8::/64", now, 2.0),
+        ],
+        now,
+    )
+    .unwrap();
+    assert!(!net.connects(CLIENT_V4, SERVER_V4, 2201));
+    assert!(!net.connects(CLIENT_V6, SERVER_V6, 2201));
+    sleep(Duration::from_millis(2300).saturating_sub(start.elapsed()));
+    assert!(net.connects(CLIENT_V4, SERVER_V4, 2201), "IPv4 ban expired");
+    assert!(net.connects(CLIENT_V6, SERVER_V6, 2201), "IPv6 ban expired");
+    assert!(
+        b.list(self::now()).unwrap().is_empty(),
+        "list forgets expired bans"
+    );
 }
