@@ -401,10 +401,8 @@ impl Config {
                     ))
                 }
             };
-            for term in &j.journal {
-                check_journal_term(term)
-                    .map_err(|m| err(line, format!("{}: {m}", key("journal"))))?;
-            }
+            rampart_source::check_journal_matches(&j.journal)
+                .map_err(|e| err(line, format!("{}: {e}", key("journal"))))?;
             let source = j.source.unwrap_or(SourceKind::Auto);
             if source == SourceKind::File && j.logs.is_empty() {
                 return Err(err(
@@ -561,24 +559,4 @@ pub fn parse_ports(items: &[PortSpec]) -> Result<Vec<PortRange>, String> {
     out.sort();
     out.dedup();
     Ok(out)
-}
-
-/// Checks one journalctl match term: `FIELD=value` with FIELD of `[A-Z0-9_]`, or `+`.
-pub fn check_journal_term(term: &str) -> Result<(), String> {
-    if term == "+" {
-        return Ok(());
-    }
-    let Some((field, value)) = term.split_once('=') else {
-        return Err(format!("{term:?} is not FIELD=value or \"+\""));
-    };
-    let field_ok = !field.is_empty()
-        && field
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-    if !field_ok || value.bytes().any(|b| b.is_ascii_control()) {
-        return Err(format!(
-            "{term:?}: the field must be upper-case letters, digits and '_', the value printable"
-        ));
-    }
-    Ok(())
 }

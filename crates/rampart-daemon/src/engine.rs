@@ -13,6 +13,7 @@
 //! and none written while the daemon was down is missed.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +33,7 @@ use rampart_filter::time::TimeParser;
 use rampart_filter::{EventKind, Scanner};
 use rampart_source::{
     Checkpoint, FileSource, FileSourceConfig, JournalEntry, JournalSource, JournalSourceConfig,
-    JournalStart, LineBatch,
+    JournalStart, LineBatch, SourceError,
 };
 use rampart_store::{BanRecord, Batch, Lift, Origin, Store};
 use serde_json::json;
@@ -397,7 +398,7 @@ impl Engine {
                     patterns: patterns.clone(),
                     ..FileSourceConfig::default()
                 };
-                let mut source = FileSource::new(config, checkpoints)?;
+                let source = FileSource::new(config, checkpoints)?;
                 if j.saved.is_none() {
                     // First start: persist where reading begins, so a restart before the
                     // first lagged checkpoint replays from here instead of guessing again.
@@ -406,50 +407,17 @@ impl Engine {
                         j.pending = serde_json::to_string(&start).ok();
                     }
                 }
-                let spawn = std::thread::Builder::new().name(format!("src-{name}"));
-                Some(
-                    spawn
-                        .spawn(move || {
-                            let mut batch = LineBatch::default();
-                            while !stop.load(Ordering::Relaxed) {
-                                match source.read(&mut batch, BATCH_LINES) {
-                                    Ok(0) => source.wait(TICK),
-                                    Ok(_) => {
-                                        let full = std::mem::take(&mut batch);
-                                        let mut ev = Event::Lines {
-                                            jail: idx,
-                                            gen,
-                                            batch: full,
-                                            checkpoints: source.checkpoints(),
-                                        };
-                                        // While the queue is full, wait (back-pressure: no
-                                        // line is dropped) but keep the source looking at
-                                        // its files, so rotations in the meantime are seen.
-                                        loop {
-                                            match tx.try_send(ev) {
-                                                Ok(()) => break,
-                                                Err(TrySendError::Disconnected(_)) => return,
-                                                Err(TrySendError::Full(back)) => {
-                                                    ev = back;
-                                                    let _ = source.read(&mut batch, 0);
-                                                    std::thread::sleep(Duration::from_millis(2));
-                                                }
-                                            }
-                                        }
-                                    }
-                                    Err(e) => {
-                                        let _ = tx.send(Event::SourceFailed {
-                                            jail: idx,
-                                            gen,
-                                            message: e.to_string(),
-                                        });
-                                        std::thread::sleep(Duration::from_secs(1));
-                                    }
-                                }
-                            }
-                        })
-                        .map_err(|e| crate::DaemonError::Setup(e.to_string()))?,
-                )
+                Some(spawn_pump(
+                    &name,
+                    FilePull {
+                        source,
+                        batch: LineBatch::default(),
+                    },
+                    tx,
+                    stop,
+                    idx,
+                    gen,
+                )?)
             }
             Input::Journal(terms) => {
                 let since = now.saturating_sub(lag(&j.jail));
@@ -462,41 +430,18 @@ impl Engine {
                     Some(cursor) => JournalStart::AfterCursor(cursor),
                     None => JournalStart::Since(since),
                 };
-                let mut source = JournalSource::new(config, start)?;
-                let spawn = std::thread::Builder::new().name(format!("src-{name}"));
-                Some(
-                    spawn
-                        .spawn(move || {
-                            let mut entries = Vec::new();
-                            while !stop.load(Ordering::Relaxed) {
-                                match source.read(&mut entries, BATCH_ENTRIES) {
-                                    Ok(0) => {
-                                        source.wait(TICK);
-                                    }
-                                    Ok(_) => {
-                                        let ev = Event::Journal {
-                                            jail: idx,
-                                            gen,
-                                            entries: std::mem::take(&mut entries),
-                                            cursor: source.cursor(),
-                                        };
-                                        if tx.send(ev).is_err() {
-                                            return;
-                                        }
-                                    }
-                                    Err(e) => {
-                                        let _ = tx.send(Event::SourceFailed {
-                                            jail: idx,
-                                            gen,
-                                            message: e.to_string(),
-                                        });
-                                        std::thread::sleep(Duration::from_secs(1));
-                                    }
-                                }
-                            }
-                        })
-                        .map_err(|e| crate::DaemonError::Setup(e.to_string()))?,
-                )
+                let source = JournalSource::new(config, start)?;
+                Some(spawn_pump(
+                    &name,
+                    JournalPull {
+                        source,
+                        entries: Vec::new(),
+                    },
+                    tx,
+                    stop,
+                    idx,
+                    gen,
+                )?)
             }
         };
         let j = &mut self.jails[idx];
@@ -591,8 +536,8 @@ impl Engine {
                 }
             });
         }
-        let text = serde_json::to_string(checkpoints).unwrap_or_default();
-        self.after_batch(idx, &found, text, now);
+        // Serialised only when a mark is taken (at most once a second), not per batch.
+        self.after_batch(idx, &found, now, || serde_json::to_string(checkpoints).ok());
     }
 
     fn on_journal(&mut self, idx: usize, entries: &[JournalEntry], cursor: Option<String>) {
@@ -609,7 +554,7 @@ impl Engine {
             line.extend_from_slice(e.hostname.as_deref().unwrap_or("localhost").as_bytes());
             line.push(b' ');
             line.extend_from_slice(e.identifier.as_deref().unwrap_or("unknown").as_bytes());
-            line.extend_from_slice(format!("[{}]: ", e.pid.unwrap_or(0)).as_bytes());
+            let _ = write!(line, "[{}]: ", e.pid.unwrap_or(0));
             line.extend_from_slice(&e.message);
             j.scanner.scan_message(&line, e.realtime, |ev| {
                 if ev.kind == EventKind::Failure {
@@ -619,8 +564,7 @@ impl Engine {
                 }
             });
         }
-        let text = cursor.unwrap_or_default();
-        self.after_batch(idx, &found, text, now);
+        self.after_batch(idx, &found, now, || cursor.filter(|c| !c.is_empty()));
     }
 
     /// Counts the failures of a batch, then persists and applies the bans they lead to.
@@ -628,8 +572,8 @@ impl Engine {
         &mut self,
         idx: usize,
         found: &[(IpAddr, Timestamp)],
-        checkpoint: String,
         now: Timestamp,
+        checkpoint: impl FnOnce() -> Option<String>,
     ) {
         let own = &self.own;
         let j = &mut self.jails[idx];
@@ -655,15 +599,15 @@ impl Engine {
             }
         }
         // Checkpoint marks: at most one per second; the one persisted lags by the window.
-        if !checkpoint.is_empty()
-            && j.marks
-                .back()
-                .is_none_or(|(t, _)| now.as_micros() - t.as_micros() >= 1_000_000)
-        {
+        let due = j
+            .marks
+            .back()
+            .is_none_or(|(t, _)| now.as_micros() - t.as_micros() >= 1_000_000);
+        if let Some(text) = due.then(checkpoint).flatten() {
             if j.marks.len() >= MAX_MARKS {
                 j.marks.pop_front();
             }
-            j.marks.push_back((now, checkpoint));
+            j.marks.push_back((now, text));
         }
         select_lagged(j, now);
         if !bans.is_empty() {
@@ -741,6 +685,27 @@ impl Engine {
         }
     }
 
+    /// Persists the pending lagged checkpoints on their own (no decision to go with them).
+    fn persist_checkpoints(&mut self, now: Timestamp, when: &str) {
+        let checkpoints = self.take_pending();
+        if checkpoints.is_empty() {
+            return;
+        }
+        let batch = Batch {
+            checkpoints,
+            ..Batch::default()
+        };
+        match self.store.commit(&batch) {
+            Ok(()) => self.last_commit = now,
+            Err(e) => {
+                self.counters.store_errors += 1;
+                if self.err_log.allow(now).0 {
+                    error!(error = %e, when = when; "Could not persist source checkpoints.");
+                }
+            }
+        }
+    }
+
     fn take_pending(&mut self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for j in &mut self.jails {
@@ -764,20 +729,7 @@ impl Engine {
         if self.jails.iter().any(|j| j.pending.is_some())
             && now.as_micros() - self.last_commit.as_micros() >= 1_000_000
         {
-            let checkpoints = self.take_pending();
-            match self.store.commit(&Batch {
-                bans: Vec::new(),
-                lifts: Vec::new(),
-                checkpoints,
-            }) {
-                Ok(()) => self.last_commit = now,
-                Err(e) => {
-                    self.counters.store_errors += 1;
-                    if self.err_log.allow(now).0 {
-                        error!(error = %e; "Could not persist source checkpoints.");
-                    }
-                }
-            }
+            self.persist_checkpoints(now, "tick");
         }
         self.active.retain(|_, a| a.end > now);
         if self.needs_reconcile || Instant::now() >= self.next_reconcile {
@@ -789,14 +741,7 @@ impl Engine {
                 .config
                 .jails
                 .iter()
-                .map(|j| {
-                    j.policy
-                        .escalation
-                        .as_ref()
-                        .map(|e| e.forget_after + e.max)
-                        .unwrap_or(Duration::ZERO)
-                        .max(j.policy.ban_for)
-                })
+                .map(history_memory)
                 .max()
                 .unwrap_or(Duration::ZERO)
                 + Duration::from_secs(86_400);
@@ -1154,17 +1099,8 @@ impl Engine {
             .map_err(|e| format!("the firewall refused the new jails: {e}"))?;
         // Stop the old sources, draining the queue so none stays blocked on a full one.
         self.stop_sources(rx);
-        let checkpoints = self.take_pending();
-        if !checkpoints.is_empty() {
-            if let Err(e) = self.store.commit(&Batch {
-                bans: Vec::new(),
-                lifts: Vec::new(),
-                checkpoints,
-            }) {
-                warn!(error = %e; "Could not persist checkpoints before reload.");
-            }
-        }
         let now = now();
+        self.persist_checkpoints(now, "reload");
         let names: HashSet<JailName> = new.jails.iter().map(|j| j.policy.jail.clone()).collect();
         let gone: Vec<(JailName, IpNet)> = self
             .active
@@ -1241,18 +1177,109 @@ impl Engine {
     pub fn shutdown(&mut self, rx: &Receiver<Event>) {
         self.stopping = true;
         self.stop_sources(rx);
-        let checkpoints = self.take_pending();
-        if !checkpoints.is_empty() {
-            if let Err(e) = self.store.commit(&Batch {
-                bans: Vec::new(),
-                lifts: Vec::new(),
-                checkpoints,
-            }) {
-                error!(error = %e; "Could not persist checkpoints at shutdown.");
-            }
-        }
+        self.persist_checkpoints(now(), "shutdown");
         info!(active = self.active.len(); "Stopped; bans stay in the kernel until they expire.");
     }
+}
+
+/// One log source as its thread sees it: hand over what is there, or wait for more.
+trait Pull: Send + 'static {
+    /// The next batch as an event, `None` when nothing is waiting.
+    fn pull(&mut self, jail: usize, gen: u64) -> Result<Option<Event>, SourceError>;
+    /// Blocks until the source may have more (or a short timeout).
+    fn wait(&mut self);
+    /// Called while the queue is full: keep noticing rotations without reading lines.
+    fn keep_watching(&mut self) {}
+}
+
+#[derive(Debug)]
+struct FilePull {
+    source: FileSource,
+    batch: LineBatch,
+}
+
+impl Pull for FilePull {
+    fn pull(&mut self, jail: usize, gen: u64) -> Result<Option<Event>, SourceError> {
+        if self.source.read(&mut self.batch, BATCH_LINES)? == 0 {
+            return Ok(None);
+        }
+        Ok(Some(Event::Lines {
+            jail,
+            gen,
+            batch: std::mem::take(&mut self.batch),
+            checkpoints: self.source.checkpoints(),
+        }))
+    }
+    fn wait(&mut self) {
+        self.source.wait(TICK);
+    }
+    fn keep_watching(&mut self) {
+        let _ = self.source.read(&mut self.batch, 0);
+    }
+}
+
+#[derive(Debug)]
+struct JournalPull {
+    source: JournalSource,
+    entries: Vec<JournalEntry>,
+}
+
+impl Pull for JournalPull {
+    fn pull(&mut self, jail: usize, gen: u64) -> Result<Option<Event>, SourceError> {
+        if self.source.read(&mut self.entries, BATCH_ENTRIES)? == 0 {
+            return Ok(None);
+        }
+        Ok(Some(Event::Journal {
+            jail,
+            gen,
+            entries: std::mem::take(&mut self.entries),
+            cursor: self.source.cursor(),
+        }))
+    }
+    fn wait(&mut self) {
+        self.source.wait(TICK);
+    }
+}
+
+/// Runs a source on its own thread until `stop`: batches go to the engine's queue. While
+/// the queue is full the thread waits (back-pressure: no line is dropped) but keeps the
+/// source watching its files, so rotations in the meantime are seen.
+fn spawn_pump(
+    name: &JailName,
+    mut src: impl Pull,
+    tx: SyncSender<Event>,
+    stop: Arc<AtomicBool>,
+    jail: usize,
+    gen: u64,
+) -> Result<JoinHandle<()>, crate::DaemonError> {
+    std::thread::Builder::new()
+        .name(format!("src-{name}"))
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match src.pull(jail, gen) {
+                    Ok(None) => src.wait(),
+                    Ok(Some(mut ev)) => loop {
+                        match tx.try_send(ev) {
+                            Ok(()) => break,
+                            Err(TrySendError::Disconnected(_)) => return,
+                            Err(TrySendError::Full(back)) => {
+                                ev = back;
+                                src.keep_watching();
+                                std::thread::sleep(Duration::from_millis(2));
+                            }
+                        }
+                    },
+                    Err(e) => {
+                        let message = e.to_string();
+                        if tx.send(Event::SourceFailed { jail, gen, message }).is_err() {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            }
+        })
+        .map_err(|e| crate::DaemonError::Setup(e.to_string()))
 }
 
 /// Picks the newest mark old enough (by the jail's lag) as the checkpoint to persist.

@@ -191,6 +191,19 @@ fn display_argv(argv: &[OsString]) -> Vec<String> {
 }
 
 /// Checks one match term: `FIELD=value` with FIELD in `[A-Z0-9_]+`, or `+`.
+/// Checks journalctl match terms as [`JournalSource::new`] does: each is `FIELD=value` with
+/// FIELD of `[A-Z0-9_]` and a value without control characters, or a lone `+` between
+/// terms. The config loader calls this too, so a bad term fails at load, naming its line.
+pub fn check_journal_matches(terms: &[String]) -> Result<(), SourceError> {
+    if let Some(bad) = terms.iter().find(|t| !valid_match(t)) {
+        return Err(SourceError::InvalidJournalMatch { term: bad.clone() });
+    }
+    if terms.first().is_some_and(|t| t == "+") || terms.last().is_some_and(|t| t == "+") {
+        return Err(SourceError::InvalidJournalMatch { term: "+".into() });
+    }
+    Ok(())
+}
+
 fn valid_match(term: &str) -> bool {
     if term == "+" {
         return true;
@@ -201,7 +214,7 @@ fn valid_match(term: &str) -> bool {
                 && field
                     .bytes()
                     .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-                && !value.contains('\0')
+                && !value.bytes().any(|b| b.is_ascii_control())
         }
         None => false,
     }
@@ -221,14 +234,7 @@ impl JournalSource {
     /// Validates `config` and starts `journalctl` (strictly: if it cannot be started now,
     /// this fails; later exits are retried with backoff).
     pub fn new(config: JournalSourceConfig, start: JournalStart) -> Result<Self, SourceError> {
-        if let Some(bad) = config.matches.iter().find(|t| !valid_match(t)) {
-            return Err(SourceError::InvalidJournalMatch { term: bad.clone() });
-        }
-        if config.matches.first().is_some_and(|t| t == "+")
-            || config.matches.last().is_some_and(|t| t == "+")
-        {
-            return Err(SourceError::InvalidJournalMatch { term: "+".into() });
-        }
+        check_journal_matches(&config.matches)?;
         let mut fixed = Vec::new();
         match (&config.file, &config.directory) {
             (Some(_), Some(_)) => {

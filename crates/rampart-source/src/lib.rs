@@ -25,7 +25,8 @@ pub use file::{
 };
 pub use fingerprint::{Fingerprint, FINGERPRINT_BYTES};
 pub use journal::{
-    JournalEntry, JournalSource, JournalSourceConfig, JournalStart, JournalStats, JOURNALCTL,
+    check_journal_matches, JournalEntry, JournalSource, JournalSourceConfig, JournalStart,
+    JournalStats, JOURNALCTL,
 };
 pub use lines::{LineReader, LineStats, DEFAULT_MAX_LINE};
 
