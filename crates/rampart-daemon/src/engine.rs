@@ -44,7 +44,7 @@ use crate::log::RateLimit;
 use crate::{error, info, warn};
 
 /// Lines per batch a file source hands over.
-const BATCH_LINES: usize = 8192;
+const BATCH_LINES: usize = 2048;
 /// Journal entries per batch.
 const BATCH_ENTRIES: usize = 2048;
 /// Checkpoint marks kept per jail (one per second at most; older ones are dropped first).
@@ -263,9 +263,11 @@ impl Engine {
             .iter()
             .map(|j| j.policy.jail.as_str())
             .collect();
-        let mut entries = Vec::new();
+        let records = self.store.active_bans(now)?;
+        let mut entries = Vec::with_capacity(records.len());
         let mut orphans = Vec::new();
-        for r in self.store.active_bans(now)? {
+        self.active.reserve(records.len());
+        for r in records {
             if !names.contains(r.jail.as_str()) {
                 orphans.push(Lift {
                     jail: Some(r.jail.clone()),

@@ -28,9 +28,9 @@ use crate::engine::{Engine, Event, Settings};
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/rampart/rampart.toml";
 /// The config used when that file does not exist: protects sshd.
 pub const BUILTIN_CONFIG: &str = include_str!("../../../dist/rampart.toml");
-/// Batches the engine's queue holds (each at most 8192 lines): the bound on lines in
+/// Batches the engine's queue holds (each at most 2048 lines or journal entries): the bound on lines in
 /// flight. When full, sources block (back-pressure); nothing is dropped.
-const QUEUE: usize = 16;
+const QUEUE: usize = 8;
 
 /// Why the daemon could not start or had to stop.
 #[derive(Debug, thiserror::Error)]

@@ -102,6 +102,8 @@ pub struct JailDetector {
     /// in `stats.history_evictions`): its escalation level is forgotten and, if its ban was
     /// still running, its later failures are counted again (the firewall keeps the ban).
     history: LruTable<History>,
+    /// The per-detector SipHash key of both tables' keys (see `table`).
+    hasher: RandomState,
     /// One offender's times during `record`, reused so the steady state does not allocate.
     scratch: Vec<i64>,
     stats: DetectorStats,
@@ -134,9 +136,10 @@ impl JailDetector {
             tolerance_us: micros(policy.reorder_tolerance),
             ban_for_us: micros(policy.ban_for),
             escalation,
-            windows: LruTable::new(policy.max_offenders, hasher.clone()),
+            windows: LruTable::new(policy.max_offenders),
             spills: SpillPool::default(),
-            history: LruTable::new(policy.max_offenders, hasher),
+            history: LruTable::new(policy.max_offenders),
+            hasher,
             scratch: Vec::new(),
             stats: DetectorStats::default(),
             policy,
@@ -153,7 +156,7 @@ impl JailDetector {
             return Outcome::Allowlisted;
         }
         let t = failure.time.as_micros();
-        let key = Key::of(offender);
+        let key = Key::of(offender, &self.hasher);
         let who = Subject {
             offender,
             addr,
@@ -331,7 +334,7 @@ impl JailDetector {
     /// not all fit.
     pub fn seed_history(&mut self, offender: Offender, bans: u32, last_ban_end: Timestamp) {
         let offender = Offender::from_addr(offender.net().addr(), self.policy.ipv6_prefix);
-        let key = Key::of(offender);
+        let key = Key::of(offender, &self.hasher);
         let hash = self.history.hash(key);
         let found = self.history.find(key, hash);
         if bans == 0 {

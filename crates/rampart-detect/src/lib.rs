@@ -63,12 +63,13 @@
 //!
 //! Only the timestamps that can still matter are kept: those newer than
 //! `newest - window - reorder_tolerance`. For logs in order that is at most
-//! `max_failures - 1` timestamps per offender. Up to five live inline (exactly, with a
+//! `max_failures - 1` timestamps per offender. Up to three live inline (exactly, with a
 //! per-value encoding that needs no heap), more spill to pooled vectors that are reused.
 //!
-//! A tracked offender costs 48 bytes in the window table's slab plus 8 to 16 bytes of hash
-//! index (8.4 at one million offenders), so a full table of 1,000,000 offenders takes about
-//! 56 MB; a ban-history entry costs 40 bytes plus the same index share. The
+//! A tracked offender costs 32 bytes in the window table's slab (its key is a 64-bit keyed
+//! hash of the offender, see `table`) plus 8 to 16 bytes of hash index (8.4 at one million
+//! offenders), so a full table of 1,000,000 offenders takes about 40 MB; a ban-history
+//! entry costs 32 bytes plus the same index share. The
 //! `memory_per_tracked_offender_is_measured` test checks these numbers.
 //!
 //! # Performance

@@ -1,13 +1,17 @@
 //! A bounded map from offender to a small value, with exact least-recently-used eviction.
 //!
 //! Layout, chosen for memory (a million offenders must fit in a few tens of megabytes):
-//! - a slab `Vec` of slots, each holding the 16-byte key, the value and the two `u32` links of
-//!   an intrusive doubly linked LRU list;
+//! - a slab `Vec` of slots, each holding the 8-byte key, the value and the two `u32` links of
+//!   an intrusive doubly linked LRU list (32 bytes with a 16-byte value);
 //! - an open-addressing index (linear probing, backward-shift deletion) of `u32` slot numbers,
 //!   at most half full, so it costs 8 to 16 bytes per entry (8.4 at one million entries).
 //!
-//! Keys are hashed with std's `RandomState` (SipHash with a random key): attackers choose the
-//! keys, so the hash must not be predictable.
+//! The key is not the offender but its 64-bit SipHash under a random per-detector key
+//! (std's `RandomState`), which is also the index hash. Attackers choose the offenders, so
+//! the hash must not be predictable; and two offenders share an entry only if their hashes
+//! collide: about one chance in 37 million for a table holding a million offenders, one in
+//! 2^64 for an attacker aiming at a given victim without knowing the key. Storing the hash
+//! instead of the 16-byte address saves 8 bytes per offender and every rehash.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -18,29 +22,28 @@ use rampart_core::Offender;
 /// "No slot": the end of a list, or an empty bucket.
 pub(crate) const NIL: u32 = u32::MAX;
 
+/// Slots reserved (as address space) on the first insert: 4M slots, 128 MiB of address space
+/// for the window table. Beyond that the slab grows by doubling.
+const UPFRONT_SLOTS: usize = 1 << 22;
+
 /// The most entries a table may be asked to hold (slot numbers are `u32`, `NIL` is reserved).
 pub(crate) const MAX_ENTRIES: usize = 1 << 30;
 
-/// An offender as 128 bits: IPv4 as its IPv4-mapped IPv6 address, IPv6 as its prefix's network
-/// address. Within one detector the IPv6 prefix length is fixed, so this is one-to-one: a masked
-/// IPv6 network address never lies in `::ffff:0:0/96`, because such addresses are IPv4.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub(crate) struct Key {
-    hi: u64,
-    lo: u64,
-}
+/// An offender's key: the keyed hash of its 128 bits (IPv4 as its IPv4-mapped IPv6 address,
+/// IPv6 as its prefix's network address; within one detector the IPv6 prefix length is
+/// fixed, and a masked IPv6 network address never lies in `::ffff:0:0/96`, because such
+/// addresses are IPv4, so the bits are one-to-one with offenders).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Key(u64);
 
 impl Key {
-    /// The key of an offender.
-    pub(crate) fn of(offender: Offender) -> Self {
+    /// The key of an offender under `hasher`.
+    pub(crate) fn of(offender: Offender, hasher: &RandomState) -> Self {
         let bits = match offender.net() {
             IpNet::V4(n) => u128::from(n.network().to_ipv6_mapped()),
             IpNet::V6(n) => u128::from(n.network()),
         };
-        Self {
-            hi: (bits >> 64) as u64,
-            lo: bits as u64,
-        }
+        Self(hasher.hash_one(bits))
     }
 }
 
@@ -60,7 +63,6 @@ pub(crate) struct LruTable<V> {
     /// Open-addressing index of slot numbers (`NIL` = empty bucket). Power-of-two length, at
     /// most half full.
     buckets: Vec<u32>,
-    hasher: RandomState,
     /// Most recently used entry.
     head: u32,
     /// Least recently used entry: the next to be evicted.
@@ -72,13 +74,11 @@ pub(crate) struct LruTable<V> {
 }
 
 impl<V: Copy> LruTable<V> {
-    /// An empty table that will hold at most `limit` entries (`1..=MAX_ENTRIES`), hashing with
-    /// `hasher` (clones of one `RandomState` hash alike, so callers can hash a key once).
-    pub(crate) fn new(limit: usize, hasher: RandomState) -> Self {
+    /// An empty table that will hold at most `limit` entries (`1..=MAX_ENTRIES`).
+    pub(crate) fn new(limit: usize) -> Self {
         Self {
             slots: Vec::new(),
             buckets: Vec::new(),
-            hasher,
             head: NIL,
             tail: NIL,
             free: NIL,
@@ -92,14 +92,15 @@ impl<V: Copy> LruTable<V> {
         self.len
     }
 
-    /// The hash of a key, as `find` and `insert` expect it.
+    /// The hash of a key, as `find` and `insert` expect it (the key is a hash already).
     pub(crate) fn hash(&self, key: Key) -> u64 {
-        self.hasher.hash_one(key)
+        key.0
     }
 
-    /// Bytes of heap memory the table holds now.
+    /// Bytes of heap memory the table uses now: the slots written so far (the slab's
+    /// reserved but never written tail is address space, not memory) and the index.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * size_of::<Slot<V>>() + self.buckets.capacity() * size_of::<u32>()
+        self.slots.len() * size_of::<Slot<V>>() + self.buckets.capacity() * size_of::<u32>()
     }
 
     fn mask(&self) -> usize {
@@ -169,7 +170,18 @@ impl<V: Copy> LruTable<V> {
         } else {
             if self.slots.len() == self.slots.capacity() {
                 let cap = self.slots.capacity();
-                self.slots.reserve_exact(cap.max(8).min(self.limit - cap));
+                // The first time, reserve the whole slab (up to UPFRONT_SLOTS): address space
+                // only, as the kernel backs a page when a slot on it is first written, and
+                // the slab then never moves. Doubling instead would copy it each time and
+                // hold the old and the new copy at once (1.5 times the memory at the peak).
+                let upfront = cap == 0
+                    && self
+                        .slots
+                        .try_reserve_exact(self.limit.min(UPFRONT_SLOTS))
+                        .is_ok();
+                if !upfront {
+                    self.slots.reserve_exact(cap.max(8).min(self.limit - cap));
+                }
             }
             self.slots.push(Slot {
                 key,
@@ -305,7 +317,7 @@ mod tests {
     use super::*;
 
     fn key(n: u64) -> Key {
-        Key { hi: n % 7, lo: n }
+        Key(n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (n >> 3))
     }
 
     #[test]
@@ -318,7 +330,7 @@ mod tests {
             x
         };
         for limit in [1usize, 2, 3, 17, 300] {
-            let mut table: LruTable<u64> = LruTable::new(limit, RandomState::new());
+            let mut table: LruTable<u64> = LruTable::new(limit);
             // Most recently used first.
             let mut model: Vec<(Key, u64)> = Vec::new();
             for step in 0..20_000u64 {
@@ -357,7 +369,7 @@ mod tests {
 
     #[test]
     fn slab_never_grows_past_the_limit() {
-        let mut table: LruTable<u8> = LruTable::new(100, RandomState::new());
+        let mut table: LruTable<u8> = LruTable::new(100);
         for n in 0..1000 {
             let k = key(n);
             let h = table.hash(k);

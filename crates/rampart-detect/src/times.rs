@@ -1,7 +1,8 @@
 //! Compact storage for one offender's remembered failure times.
 //!
-//! Up to five timestamps live inline in 24 bytes: the newest as `i64` microseconds, and up to
-//! four older ones as `u32` distances back from it. A distance below 2^31 us (about 35
+//! Up to three timestamps live inline in 16 bytes: the newest as `i64` microseconds, and up
+//! to two older ones as `u32` distances back from it. Most tracked offenders are one-shot
+//! scanners with a single failure; the few with more (attackers close to a ban) spill. A distance below 2^31 us (about 35
 //! minutes) is stored in microseconds; a longer one that is a whole number of milliseconds
 //! (every log with second or millisecond resolution) in milliseconds, up to about 24 days.
 //! Anything else (more timestamps, or a long distance with microsecond digits) moves the
@@ -9,7 +10,7 @@
 //! pooled and reused, so the steady state does not allocate.
 
 /// Older timestamps kept inline.
-pub(crate) const INLINE: usize = 4;
+pub(crate) const INLINE: usize = 2;
 
 /// An unused inline cell (cells fill from the front).
 const EMPTY: u32 = u32::MAX;
@@ -179,17 +180,11 @@ mod tests {
     #[test]
     fn short_histories_stay_inline() {
         let mut pool = SpillPool::default();
-        let ts = [-5, 1_000, 1_000, 2_147_483_000, 2_147_483_001];
+        let ts = [-5, 1_000, 2_147_483_001];
         let (t, out) = round_trip(&ts, &mut pool);
         assert_eq!(out, ts);
         assert!(t.spill().is_none());
-        let secs = [
-            0,
-            1_000_000_000_000,
-            1_500_000_000_000,
-            1_900_000_000_000,
-            2_000_000_000_000,
-        ];
+        let secs = [0, 1_500_000_000_000, 2_000_000_000_000];
         let (t, out) = round_trip(&secs, &mut pool);
         assert_eq!(out, secs);
         assert!(
@@ -203,7 +198,7 @@ mod tests {
     fn long_or_odd_histories_spill_exactly_and_come_back() {
         let mut pool = SpillPool::default();
         for ts in [
-            vec![1, 2, 3, 4, 5, 6],
+            vec![1, 2, 3, 4],
             vec![0, 3_000_000_001],
             vec![i64::MIN, i64::MAX],
             vec![0, 2_147_483_645_000],
