@@ -469,7 +469,9 @@ def step_mass(ns, binary, work, res):
         res["peak"] = {"wall_s": wall, "cpu_s": cpu, "rss_kib": rss, "hwm_kib": hwm,
                        "tracked": tj["tracked_offenders"], "lines": tj["lines"],
                        "failures": tj["failures"], "bans": tj["bans"],
-                       "active_bans": st["active_bans"], "status_rss_kib": st["rss_kib"]}
+                       "active_bans": st["active_bans"], "status_rss_kib": st["rss_kib"],
+                       "active_map_bytes": st.get("active_map_bytes"),
+                       "detector_bytes": {j["name"]: j.get("detector_bytes") for j in st["jails"]}}
     finally:
         d.stop()
         reset_kernel(ns)
@@ -700,6 +702,11 @@ def report(res, header):
         L.append(f"- peak: 1M lines (one failure each) read in {p['wall_s']:.2f} s wall, {p['cpu_s']:.2f} s CPU; "
                  f"track jail lines {fmt_int(p['lines'])}, failures {fmt_int(p['failures'])}, tracked "
                  f"{fmt_int(p['tracked'])}, bans {p['bans']}")
+        if p.get("active_map_bytes") is not None:
+            det = ", ".join(f"{k} {mib(v / 1024)} MiB" for k, v in p["detector_bytes"].items())
+            L.append(f"- peak, what the daemon accounts for: active-ban map {mib(p['active_map_bytes'] / 1024)} MiB; "
+                     f"detector tables {det}; the rest of VmRSS is code, SQLite's page cache (2 MiB), "
+                     f"buffers and allocator slack")
     if f:
         L.append(f"- flood: {fmt_int(f['lines'])} lines ({mib(f['bytes'] / 1024)} MiB) in {f['write_s']:.2f} s, "
                  f"{f['late_chunks']} chunks more than 10 ms late; daemon read {fmt_int(f['daemon_lines'])} lines, "

@@ -882,6 +882,7 @@ impl Engine {
                     "bans": j.counters.bans,
                     "active_bans": active,
                     "tracked_offenders": j.detector.tracked(),
+                    "detector_bytes": j.detector.heap_bytes(),
                     "source_errors": j.counters.source_errors,
                     "ports": j.jail.scope.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
                 })
@@ -902,6 +903,9 @@ impl Engine {
             "store_errors": self.counters.store_errors,
             "backend_errors": self.counters.backend_errors,
             "rss_kib": rss_kib(),
+            // Entries, padding and control bytes of the active-ban map (hashbrown layout).
+            "active_map_bytes": self.active.capacity() * 8 / 7
+                * (size_of::<((JailName, IpNet), Active)>() + 1),
             "jails": jails,
         }))
     }
