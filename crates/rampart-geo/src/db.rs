@@ -250,9 +250,9 @@ impl Source {
     }
 
     /// What this source says about `ip`: the entry holding it (with the RIR block for a
-    /// delegated file), or `None`.
+    /// delegated file), or `None`. An IPv4-mapped IPv6 address is looked up as IPv4.
     pub fn find(&self, ip: IpAddr) -> Option<SourceHit<'_>> {
-        match (&self.data, ip) {
+        match (&self.data, ip.to_canonical()) {
             (Data::Rir { file, t4, .. }, IpAddr::V4(a)) => {
                 let (s, e, r) = t4.get(t4.find(u32::from(a))?);
                 let block = file.block_v4(r as usize);
@@ -296,7 +296,7 @@ impl Source {
     /// The country of `ip` in this source alone (allocation-free).
     #[inline]
     pub fn country(&self, ip: IpAddr) -> Option<CountryCode> {
-        match (&self.data, ip) {
+        match (&self.data, ip.to_canonical()) {
             (Data::Rir { file, t4, .. }, IpAddr::V4(a)) => {
                 let (_, _, r) = t4.get(t4.find(u32::from(a))?);
                 file.v4[r as usize].country()
@@ -483,7 +483,7 @@ impl GeoDb {
     /// merged table, no allocation.
     #[inline]
     pub fn locate(&self, ip: IpAddr) -> Option<Located> {
-        let (src, country) = match ip {
+        let (src, country) = match ip.to_canonical() {
             IpAddr::V4(a) => self.r4.get(self.r4.find(u32::from(a))?).2,
             IpAddr::V6(a) => self.r6.get(self.r6.find(u128::from(a))?).2,
         };

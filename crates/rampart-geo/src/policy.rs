@@ -32,7 +32,7 @@ use crate::types::CountryCode;
 use crate::GeoDb;
 
 /// How set building reads sources that disagree (see the module documentation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Resolve {
     /// The first source (by precedence) that gives the address a country decides.
     #[default]
