@@ -310,6 +310,11 @@ impl Source {
         }
     }
 
+    /// An RIR source's lookup entries with their record index, ascending and disjoint.
+    fn rir_entries<A: Addr>(t: &Table<A, u32>) -> Vec<(A, A, u32)> {
+        t.iter().collect()
+    }
+
     /// The ranges that have a country in this source, ascending and disjoint.
     pub(crate) fn countries_v4(&self) -> Vec<(u32, u32, CountryCode)> {
         match &self.data {
@@ -409,6 +414,18 @@ pub struct GeoDb {
     /// Merged by precedence: value (source index, country).
     r4: Table<u32, (u16, CountryCode)>,
     r6: Table<u128, (u16, CountryCode)>,
+    /// The RIR sources' blocks (every status) merged by precedence: value (source index,
+    /// record index).
+    b4: Table<u32, (u16, u32)>,
+    b6: Table<u128, (u16, u32)>,
+}
+
+fn merged_blocks<A: Addr>(views: Vec<(u16, Vec<(A, A, u32)>)>) -> Table<A, (u16, u32)> {
+    let items: Vec<(A, A, (u16, u32), u16)> = views
+        .into_iter()
+        .flat_map(|(i, v)| v.into_iter().map(move |(s, e, r)| (s, e, (i, r), i)))
+        .collect();
+    Table::from_disjoint(flatten(items))
 }
 
 fn merged<A: Addr>(views: Vec<Vec<(A, A, CountryCode)>>) -> Table<A, (u16, CountryCode)> {
@@ -431,7 +448,21 @@ impl GeoDb {
         sources.truncate(u16::MAX as usize);
         let r4 = merged(sources.iter().map(Source::countries_v4).collect());
         let r6 = merged(sources.iter().map(Source::countries_v6).collect());
-        GeoDb { sources, r4, r6 }
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for (i, s) in sources.iter().enumerate() {
+            if let Data::Rir { t4, t6, .. } = &s.data {
+                v4.push((i as u16, Source::rir_entries(t4)));
+                v6.push((i as u16, Source::rir_entries(t6)));
+            }
+        }
+        GeoDb {
+            sources,
+            r4,
+            r6,
+            b4: merged_blocks(v4),
+            b6: merged_blocks(v6),
+        }
     }
 
     /// Combines sources, reordered by `precedence`.
@@ -500,12 +531,19 @@ impl GeoDb {
     }
 
     /// The registry block holding `ip`: the first RIR source (by precedence) with a block
-    /// for it, of any status.
+    /// for it, of any status. One search in a merged table.
+    #[inline]
     pub fn registry_block(&self, ip: IpAddr) -> Option<RirBlock<'_>> {
-        self.sources
-            .iter()
-            .filter(|s| s.rir().is_some())
-            .find_map(|s| s.find(ip).and_then(|h| h.block))
+        match ip.to_canonical() {
+            IpAddr::V4(a) => {
+                let (src, r) = self.b4.get(self.b4.find(u32::from(a))?).2;
+                Some(self.sources[usize::from(src)].rir()?.block_v4(r as usize))
+            }
+            IpAddr::V6(a) => {
+                let (src, r) = self.b6.get(self.b6.find(u128::from(a))?).2;
+                Some(self.sources[usize::from(src)].rir()?.block_v6(r as usize))
+            }
+        }
     }
 
     /// Every block of a holder in the RIR sources of `registry`. Holder ids are only
