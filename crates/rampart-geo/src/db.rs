@@ -82,7 +82,7 @@ impl SourceInfo {
 #[derive(Debug, Clone)]
 enum Data {
     Rir {
-        file: RirFile,
+        file: Box<RirFile>,
         /// Value: index into the file's records of the family.
         t4: Table<u32, u32>,
         t6: Table<u128, u32>,
@@ -211,7 +211,11 @@ impl Source {
                 entries_v4: t4.len(),
                 entries_v6: t6.len(),
             },
-            data: Data::Rir { file, t4, t6 },
+            data: Data::Rir {
+                file: Box::new(file),
+                t4,
+                t6,
+            },
         }
     }
 
@@ -420,7 +424,10 @@ pub struct GeoDb {
     b6: Table<u128, (u16, u32)>,
 }
 
-fn merged_blocks<A: Addr>(views: Vec<(u16, Vec<(A, A, u32)>)>) -> Table<A, (u16, u32)> {
+/// One RIR source's lookup entries (start, end, record index), with the source's index.
+type BlockView<A> = (u16, Vec<(A, A, u32)>);
+
+fn merged_blocks<A: Addr>(views: Vec<BlockView<A>>) -> Table<A, (u16, u32)> {
     let items: Vec<(A, A, (u16, u32), u16)> = views
         .into_iter()
         .flat_map(|(i, v)| v.into_iter().map(move |(s, e, r)| (s, e, (i, r), i)))

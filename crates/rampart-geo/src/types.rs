@@ -232,7 +232,7 @@ impl RirDate {
     }
 
     pub(crate) fn unpack(v: u32) -> Option<RirDate> {
-        (v != 0).then(|| RirDate {
+        (v != 0).then_some(RirDate {
             year: (v / 10_000) as u16,
             month: (v / 100 % 100) as u8,
             day: (v % 100) as u8,

@@ -2,6 +2,7 @@
 //! tree kinds, both layouts, with and without the IPv4 aliases), against damaged files, and
 //! against MaxMind's own test databases (vendored in data/geo/mmdb-test, MIT/Apache-2.0)
 //! with expectations produced by MaxMind's Python reader.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};

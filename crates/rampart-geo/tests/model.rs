@@ -2,6 +2,7 @@
 //! a source, and the First/Any/All rules across sources. Each case lives in a window of
 //! 1,024 addresses placed at a random aligned spot of the IPv4 or IPv6 space (including the
 //! very first and very last window), where a bitmap is the model.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -1,5 +1,6 @@
 //! The loaders on the vendored real data (data/geo): the seed scenario, non-CIDR blocks,
 //! every RIR's quirks, and the counts the research note measured on the same files.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

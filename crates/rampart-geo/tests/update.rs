@@ -1,5 +1,6 @@
 //! `update` against a real HTTP server on loopback (a std TcpListener thread) serving the
 //! vendored RIR files, then modified, corrupt and missing ones.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
