@@ -497,6 +497,8 @@ impl Mmdb {
     /// Every range of the database with its country, per family. Data records without a
     /// country are left out.
     pub(crate) fn country_entries(&self) -> Result<CountryEntries, GeoError> {
+        // Bounded by the distinct data records the tree points to, at most one per byte of
+        // the data section (itself bounded by the file size); no eviction needed.
         let mut cache: HashMap<usize, Option<CountryCode>> = HashMap::new();
         let mut out = CountryEntries::default();
         let mut first_err = None;
@@ -786,6 +788,7 @@ pub fn write_country_db(
     // Data section: one record per country; map keys after the first record are pointers
     // to the first record's key strings.
     let mut data = Enc { out: Vec::new() };
+    // Both bounded by the caller's input: one entry per distinct country / key string.
     let mut offsets: HashMap<CountryCode, usize> = HashMap::new();
     let mut key_offsets: HashMap<&'static str, usize> = HashMap::new();
     let mut ccs: Vec<CountryCode> = entries.iter().map(|(_, c)| *c).collect();

@@ -51,6 +51,8 @@ fn per_country<A: Addr>(
     want: Option<&BTreeSet<CountryCode>>,
 ) -> HashMap<CountryCode, Vec<(A, A)>> {
     let wanted = |c: &CountryCode| want.is_none_or(|w| w.contains(c));
+    // At most one entry per two-letter code (26 * 26); the lists are bounded by the
+    // sources' entries, which the loaders bound by the file size.
     let mut out: HashMap<CountryCode, Vec<(A, A)>> = HashMap::new();
     if resolve == Resolve::First {
         for (s, e, c) in merged {

@@ -168,6 +168,8 @@ impl RirFile {
             asn: 0,
             summaries: Vec::new(),
         };
+        // One entry per distinct holder id, at most one per line of the file (itself bounded
+        // by MAX_DECOMPRESSED); lives only while parsing.
         let mut holder_ids: HashMap<&str, u32> = HashMap::new();
         for item in lines(path, bytes) {
             let (n, line) = item?;

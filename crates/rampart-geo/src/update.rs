@@ -320,6 +320,8 @@ fn dominant<'a>(
     pairs: &[(&'a str, &'a str)],
     mutual: impl Fn(&str, &str) -> bool,
 ) -> HashMap<&'a str, &'a str> {
+    // These maps hold at most one entry per block of the two files being compared (the
+    // files are bounded by the download limit) and live only for one diff.
     let mut counts: HashMap<(&str, &str), usize> = HashMap::new();
     for &p in pairs {
         *counts.entry(p).or_default() += 1;
