@@ -71,6 +71,9 @@ enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// Country and registry data: offline whois lookups, RIR data updates.
+    #[command(subcommand)]
+    Geo(crate::geo_cmd::GeoCommand),
 }
 
 #[derive(Debug, Args)]
@@ -220,5 +223,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => crate::daemon_cmd::ban(&socket.socket, jail, addr, duration),
         Command::Unban { addr, socket } => crate::daemon_cmd::unban(&socket.socket, addr),
         Command::Reload { socket } => crate::daemon_cmd::reload(&socket.socket),
+        Command::Geo(cmd) => crate::geo_cmd::run(&cmd),
     }
 }

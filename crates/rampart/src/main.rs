@@ -4,6 +4,7 @@ mod cli;
 mod cpu;
 mod daemon_cmd;
 mod filter_cmd;
+mod geo_cmd;
 mod replay_cmd;
 
 fn main() -> std::process::ExitCode {
