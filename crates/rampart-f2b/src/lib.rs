@@ -4,6 +4,8 @@
 //! matcher where it is not), parse their dates, and match log lines the way fail2ban does,
 //! multi-line state included.
 
+pub mod ini;
+pub mod loader;
 pub mod pyre;
 
 use std::path::PathBuf;
