@@ -4,6 +4,7 @@
 //! matcher where it is not), parse their dates, and match log lines the way fail2ban does,
 //! multi-line state included.
 
+pub mod date;
 pub mod ini;
 pub mod loader;
 pub mod pyre;
