@@ -5,11 +5,17 @@
 //! multi-line state included.
 
 pub mod date;
+pub mod filter;
 pub mod ini;
 pub mod loader;
+pub mod prefilter;
 pub mod pyre;
+pub mod tags;
 
 use std::path::PathBuf;
+
+pub use date::DefaultZone;
+pub use filter::{F2bFilter, FailId, Failure, LoadOptions, State};
 
 /// Errors from loading a fail2ban filter. Each names the file (and line) or the option.
 #[derive(Debug, thiserror::Error)]
