@@ -279,6 +279,10 @@ pub struct State {
     pub step_limit_hits: u64,
     /// Lines skipped by the literal prefilter.
     pub prefiltered: u64,
+    /// Lines without a date (none found, or it did not convert).
+    pub no_date: u64,
+    /// Matches vetoed by an ignoreregex.
+    pub ignored: u64,
 }
 
 impl State {
@@ -411,6 +415,8 @@ impl F2bFilter {
             record: None,
             step_limit_hits: 0,
             prefiltered: 0,
+            no_date: 0,
+            ignored: 0,
         }
     }
 
@@ -524,7 +530,9 @@ impl F2bFilter {
             }
             None => self.no_date(state, text, now),
         };
-        let _ = no_date;
+        if no_date {
+            state.no_date += 1;
+        }
         // The prefilter: a line whose text (date cut out) contains none of the literals
         // the failregexes need cannot match. Its date was still read (later lines may
         // reuse it).
@@ -623,6 +631,7 @@ impl F2bFilter {
             && self.ignore.len() + 2 < self.fail.len()
             && self.ignored(state, &buf)
         {
+            state.ignored += 1;
             return out;
         }
         let mut pre = Fields::default();
@@ -654,6 +663,7 @@ impl F2bFilter {
             if !self.ignore.is_empty() {
                 let ibuf = if maxlines > 1 { join(&matched) } else { buf.clone() };
                 if self.ignored(state, &ibuf) {
+                    state.ignored += 1;
                     if !state.check_all || maxlines > 1 {
                         state.buffer = unmatched.iter().cloned().collect();
                     }
