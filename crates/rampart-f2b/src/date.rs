@@ -167,20 +167,16 @@ fn line_bound_begin(re: &str) -> bool {
     if s.starts_with('^') {
         return true;
     }
-    let rest = s
-        .strip_prefix("(?:^")
-        .or_else(|| s.strip_prefix("(^"));
+    let rest = s.strip_prefix("(?:^").or_else(|| s.strip_prefix("(^"));
     rest.is_some_and(|r| !r.starts_with('|'))
 }
 
 /// Whether the pattern closes with `$`, `$)`, `\b`, `\s` or `**` (plus `)`s): then no word
 /// boundary is added behind.
 fn no_bound_end(re: &str) -> bool {
-    let unescaped = |s: &str, tail: &str| {
-        s.ends_with(tail) && !s[..s.len() - tail.len()].ends_with('\\')
-    };
-    if unescaped(re, "$") || unescaped(re, "$)") || unescaped(re, r"\b") || unescaped(re, r"\s")
-    {
+    let unescaped =
+        |s: &str, tail: &str| s.ends_with(tail) && !s[..s.len() - tail.len()].ends_with('\\');
+    if unescaped(re, "$") || unescaped(re, "$)") || unescaped(re, r"\b") || unescaped(re, r"\s") {
         return true;
     }
     let t = re.trim_end_matches(')');
@@ -252,6 +248,57 @@ pub struct Template {
     flags: u8,
     weight: f64,
     kind: Kind,
+    /// The anchored default syslog template, which has a hand-written fast path.
+    fast_syslog: bool,
+}
+
+/// Reads `Mmm dd HH:MM:SS` (day `dd` or ` d`) at the start of `line` when it is followed by
+/// the end of the line or by a space and a non-digit: for exactly these lines the anchored
+/// default syslog template matches `line[..15]` with these fields, so the regex can be
+/// skipped. Anything else (weekday, fraction, year, other padding) returns `None`.
+fn fast_syslog(line: &str) -> Option<(Parts, usize)> {
+    let b = line.as_bytes();
+    if b.len() < 15 || b[3] != b' ' || b[6] != b' ' || b[9] != b':' || b[12] != b':' {
+        return None;
+    }
+    match b.get(15) {
+        None => {}
+        Some(b' ') => {
+            if b.get(16).is_some_and(u8::is_ascii_digit) {
+                return None;
+            }
+        }
+        Some(_) => return None,
+    }
+    let mon = [
+        b[0].to_ascii_lowercase(),
+        b[1].to_ascii_lowercase(),
+        b[2].to_ascii_lowercase(),
+    ];
+    let month = A_MONTH.iter().position(|m| m.as_bytes() == mon)? as u32 + 1;
+    let two = |x: u8, y: u8| -> Option<u32> {
+        (x.is_ascii_digit() && y.is_ascii_digit())
+            .then(|| u32::from(x - b'0') * 10 + u32::from(y - b'0'))
+    };
+    let day = if b[4] == b' ' {
+        (b[5].is_ascii_digit() && b[5] != b'0').then(|| u32::from(b[5] - b'0'))?
+    } else {
+        two(b[4], b[5]).filter(|d| (1..=31).contains(d))?
+    };
+    let hour = two(b[7], b[8]).filter(|h| *h <= 23)?;
+    let minute = two(b[10], b[11]).filter(|m| *m <= 59)?;
+    let second = two(b[13], b[14]).filter(|s| *s <= 59)?;
+    Some((
+        Parts {
+            month: Some(month),
+            day: Some(day),
+            hour,
+            minute,
+            second,
+            ..Parts::default()
+        },
+        15,
+    ))
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -278,7 +325,10 @@ impl Template {
             n > 0 && r[n..].starts_with(')')
         });
         if let Some(i) = found {
-            let n = re[i + 2..].chars().take_while(char::is_ascii_lowercase).count();
+            let n = re[i + 2..]
+                .chars()
+                .take_while(char::is_ascii_lowercase)
+                .count();
             gflags = re[i..i + n + 3].to_owned();
             re.replace_range(i..i + n + 3, "");
         }
@@ -323,6 +373,7 @@ impl Template {
             flags,
             weight: 1.0,
             kind,
+            fast_syslog: false,
         })
     }
 
@@ -365,10 +416,15 @@ impl Template {
         } else {
             // At the line start, right after a leading '[' (then ']' follows), or right
             // after "audit(" (then ":serial)" follows).
-            let re = format!(
-                r"(?:^|(?<=^\[)(?={digits}\])|(?<=\baudit\()(?={digits}:\d+\)))({digits})"
-            );
-            Template::build(name.into(), &re, Begin::None, true, Kind::Epoch { long, group: 1 })
+            let re =
+                format!(r"(?:^|(?<=^\[)(?={digits}\])|(?<=\baudit\()(?={digits}:\d+\)))({digits})");
+            Template::build(
+                name.into(),
+                &re,
+                Begin::None,
+                true,
+                Kind::Epoch { long, group: 1 },
+            )
         }
     }
 
@@ -408,7 +464,11 @@ impl Template {
         Template::build(
             "TAI64N".into(),
             "@[0-9a-f]{24}",
-            if line_begin { Begin::Start } else { Begin::None },
+            if line_begin {
+                Begin::Start
+            } else {
+                Begin::None
+            },
             true,
             Kind::Tai64n,
         )
@@ -469,6 +529,7 @@ fn default_templates(year: &str) -> Result<Vec<Arc<Template>>, String> {
         if !f.starts_with("{^LN-BEG}") && !f.starts_with('^') {
             let mut a = template_for(&format!("{{^LN-BEG}}{f}"), year)?;
             a.weight = 100.0;
+            a.fast_syslog = f == DEFAULT_FORMATS[1];
             anchored.push(Arc::new(a));
         }
         plain.push(Arc::new(t));
@@ -528,6 +589,7 @@ pub struct DateDetector {
     first_unused: usize,
     zone: DefaultZone,
     caps: Caps,
+    zcache: ZoneCache,
     /// Searches that hit the backtracking step limit.
     pub limit_hits: u64,
 }
@@ -642,6 +704,7 @@ impl DateDetector {
             first_unused: 0,
             zone,
             caps: Caps::default(),
+            zcache: ZoneCache::default(),
             limit_hits: 0,
         })
     }
@@ -654,7 +717,13 @@ impl DateDetector {
             .collect()
     }
 
-    fn try_match(&mut self, i: usize, line: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    fn try_match(
+        &mut self,
+        i: usize,
+        line: &str,
+        start: usize,
+        end: usize,
+    ) -> Option<(usize, usize)> {
         let t = Arc::clone(&self.slots[i].t);
         match t.regex.search_in(line, start, end, &mut self.caps) {
             Search::Match => {
@@ -680,7 +749,17 @@ impl DateDetector {
         let mut matched: Option<(usize, usize, usize)> = None;
         let mut ignore = usize::MAX;
         let i = self.last_idx;
-        if i < n {
+        let mut fast: Option<Parts> = None;
+        if i < n && self.slots[i].t.fast_syslog {
+            // The anchored syslog template was used last: read the common strict form by
+            // hand (exactly what the regex would match), else fall back to the regex.
+            if let Some((p, end)) = fast_syslog(line) {
+                self.slots[i].t_hits += 1;
+                fast = Some(p);
+                matched = Some((i, 0, end));
+            }
+        }
+        if matched.is_none() && i < n {
             let flags = self.slots[i].t.flags;
             let m = if flags & (LINE_BEGIN | LINE_END) != 0 {
                 ignore = i;
@@ -700,7 +779,9 @@ impl DateDetector {
                 }
             };
             if let Some((s, e)) = m {
-                if n == 1 || flags & (LINE_BEGIN | LINE_END) != 0 || (s == self.last_pos.0 && e == self.last_end.0)
+                if n == 1
+                    || flags & (LINE_BEGIN | LINE_END) != 0
+                    || (s == self.last_pos.0 && e == self.last_end.0)
                 {
                     matched = Some((i, s, e));
                 } else {
@@ -764,11 +845,17 @@ impl DateDetector {
             i = self.reorder(i);
         }
         self.last_idx = i;
-        let span = caps.get(1).unwrap_or((s, s));
-        let time = if span.0 == span.1 {
-            None
-        } else {
-            self.convert(&t, line, &caps, now)
+        let (span, time) = match fast {
+            Some(p) => ((s, e), finish(p, &self.zone, now, &mut self.zcache)),
+            None => {
+                let span = caps.get(1).unwrap_or((s, s));
+                let time = if span.0 == span.1 {
+                    None
+                } else {
+                    self.convert(&t, line, &caps, now)
+                };
+                (span, time)
+            }
         };
         self.caps = caps;
         Some(DateHit { span, time })
@@ -782,8 +869,7 @@ impl DateDetector {
         } else {
             num / 2
         };
-        let movable =
-            |s: &Slot| weight > s.weight() || untime > s.last_used;
+        let movable = |s: &Slot| weight > s.weight() || untime > s.last_used;
         if !movable(&self.slots[pos]) {
             if pos == num - 1 {
                 return num;
@@ -801,7 +887,7 @@ impl DateDetector {
         pos
     }
 
-    fn convert(&self, t: &Template, line: &str, caps: &Caps, now: i64) -> Option<Timestamp> {
+    fn convert(&mut self, t: &Template, line: &str, caps: &Caps, now: i64) -> Option<Timestamp> {
         match t.kind {
             Kind::Epoch { long, group } => {
                 let (s, e) = caps.get(group)?;
@@ -829,7 +915,8 @@ impl DateDetector {
                         fields.push((name.as_str(), &line[s..e]));
                     }
                 }
-                strptime(&fields, &self.zone, now)
+                let parts = parse_fields(&fields)?;
+                finish(parts, &self.zone, now, &mut self.zcache)
             }
         }
     }
@@ -872,7 +959,8 @@ fn abbr_offset(abbr: &str) -> Option<i32> {
         "VET" | "HLV" => h(-4.5),
         "AZOT" | "CVT" | "EGT" | "N" => h(-1.0),
         "BRST" | "FNT" | "PMDT" | "UYST" | "WGST" | "O" => h(-2.0),
-        "ADT" | "ART" | "BRT" | "CLST" | "GFT" | "SRT" | "UYT" | "WGT" | "FKST" | "PYST" | "PMST" | "P" => h(-3.0),
+        "ADT" | "ART" | "BRT" | "CLST" | "GFT" | "SRT" | "UYT" | "WGT" | "FKST" | "PYST"
+        | "PMST" | "P" => h(-3.0),
         "AST" | "EDT" | "BOT" | "CLT" | "GYT" | "PYT" | "FKT" | "COST" | "Q" => h(-4.0),
         "EST" | "CDT" | "COT" | "ECT" | "PET" | "ET" | "EASST" | "R" => h(-5.0),
         "CST" | "MDT" | "EAST" | "GALT" | "S" => h(-6.0),
@@ -948,8 +1036,21 @@ fn local_to_utc(tz: &TimeZone, naive: i64) -> Option<i64> {
     tz.to_timestamp(dt).ok().map(|t| t.as_second())
 }
 
+/// Date fields read from a match, before inference.
+#[derive(Debug, Clone, Copy, Default)]
+struct Parts {
+    year: Option<i32>,
+    month: Option<u32>,
+    day: Option<u32>,
+    hour: u32,
+    minute: u32,
+    second: u32,
+    tzoff: Option<i32>,
+    julian: Option<u32>,
+}
+
 /// fail2ban's conversion of matched `%` fields to a time (sub-seconds dropped).
-fn strptime(fields: &[(&str, &str)], zone: &DefaultZone, now: i64) -> Option<Timestamp> {
+fn parse_fields(fields: &[(&str, &str)]) -> Option<Parts> {
     let mut year: Option<i32> = None;
     let mut month: Option<u32> = None;
     let mut day: Option<u32> = None;
@@ -993,6 +1094,56 @@ fn strptime(fields: &[(&str, &str)], zone: &DefaultZone, now: i64) -> Option<Tim
             _ => {}
         }
     }
+    Some(Parts {
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        tzoff,
+        julian,
+    })
+}
+
+/// Converts local civil seconds to UTC, caching the offset per hour when it is the same at
+/// both ends of the hour (no transition inside).
+#[derive(Debug, Clone, Default)]
+struct ZoneCache {
+    hour: i64,
+    offset: Option<i64>,
+}
+
+impl ZoneCache {
+    fn to_utc(&mut self, tz: &TimeZone, naive: i64) -> Option<i64> {
+        let h = naive.div_euclid(3600);
+        if self.offset.is_some() && self.hour == h {
+            return self.offset.map(|o| naive - o);
+        }
+        let start = local_to_utc(tz, h * 3600)?;
+        let end = local_to_utc(tz, h * 3600 + 3599)?;
+        if h * 3600 - start == h * 3600 + 3599 - end {
+            self.hour = h;
+            self.offset = Some(h * 3600 - start);
+        } else {
+            self.offset = None;
+        }
+        local_to_utc(tz, naive)
+    }
+}
+
+/// Year and day inference, zone, and the Unix time of `p` (fail2ban's rules).
+fn finish(p: Parts, zone: &DefaultZone, now: i64, cache: &mut ZoneCache) -> Option<Timestamp> {
+    let Parts {
+        year,
+        mut month,
+        mut day,
+        hour,
+        minute,
+        second,
+        mut tzoff,
+        julian,
+    } = p;
     let now_local = local_naive_now(zone, now);
     let now_civil = Timestamp::from_secs(now_local).to_civil();
     let mut assume_year = false;
@@ -1031,11 +1182,18 @@ fn strptime(fields: &[(&str, &str)], zone: &DefaultZone, now: i64) -> Option<Tim
     }
     if assume_year && naive > now_local + 86_400 {
         let c = Timestamp::from_secs(naive).to_civil();
-        naive = naive_secs(year - 1, month, day, c.hour as u32, c.minute as u32, c.second as u32)?;
+        naive = naive_secs(
+            year - 1,
+            month,
+            day,
+            c.hour as u32,
+            c.minute as u32,
+            c.second as u32,
+        )?;
     }
     let secs = match (tzoff, zone) {
         (Some(_), _) => naive,
-        (None, DefaultZone::Local(tz)) => local_to_utc(tz, naive)?,
+        (None, DefaultZone::Local(tz)) => cache.to_utc(tz, naive)?,
         (None, DefaultZone::Fixed(m)) => naive - i64::from(*m) * 60,
     };
     Some(Timestamp::from_secs(secs))
@@ -1090,7 +1248,11 @@ mod tests {
 
     #[test]
     fn custom_patterns_date_placeholder_and_none() {
-        let (text, t) = find(Some(r"^[^\[]*\[({DATE})"), "1.2.3.4 - - [14/Aug/2005:12:00:00 +0200] x").unwrap();
+        let (text, t) = find(
+            Some(r"^[^\[]*\[({DATE})"),
+            "1.2.3.4 - - [14/Aug/2005:12:00:00 +0200] x",
+        )
+        .unwrap();
         assert_eq!(text, "14/Aug/2005:12:00:00 +0200");
         assert_eq!(t.as_deref(), Some("2005-08-14T10:00:00Z"));
         let (text, t) = find(Some("{NONE}"), "no date here").unwrap();

@@ -47,7 +47,9 @@ pub struct Rx {
     alts: Vec<(usize, String)>,
     tuples: Vec<(usize, String)>,
     skiplines: Vec<usize>,
-    literals: Option<Vec<String>>,
+    literals: Option<(Vec<String>, bool)>,
+    /// For backtracking patterns: a scan for the literals before running the matcher.
+    gate: Option<AhoCorasick>,
     multiline: bool,
 }
 
@@ -86,7 +88,18 @@ impl Rx {
         }
         skiplines.sort();
         let literals = crate::prefilter::required_literals(expanded, multiline);
+        let gate = if re.is_backtracking() {
+            literals.as_ref().and_then(|(l, icase)| {
+                aho_corasick::AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(*icase)
+                    .build(l)
+                    .ok()
+            })
+        } else {
+            None
+        };
         Ok(Rx {
+            gate,
             re,
             named,
             alts,
@@ -107,9 +120,10 @@ impl Rx {
         self.re.is_backtracking()
     }
 
-    /// Strings one of which every match contains (for the prefilter).
-    pub fn literals(&self) -> Option<&[String]> {
-        self.literals.as_deref()
+    /// Strings one of which every match contains (for the prefilter), and whether they
+    /// are to be matched case-insensitively.
+    pub fn literals(&self) -> Option<(&[String], bool)> {
+        self.literals.as_ref().map(|(l, i)| (l.as_slice(), *i))
     }
 
     fn has_group(&self, name: &str) -> bool {
@@ -136,7 +150,11 @@ impl Rx {
             let cur = f.get(base).map(str::to_owned);
             let t = match cur {
                 Some(c) if c.starts_with('\u{1}') => format!("{c}\u{1}{}", v.unwrap_or_default()),
-                c => format!("\u{1}{}\u{1}{}", c.unwrap_or_default(), v.unwrap_or_default()),
+                c => format!(
+                    "\u{1}{}\u{1}{}",
+                    c.unwrap_or_default(),
+                    v.unwrap_or_default()
+                ),
             };
             f.set(base, Some(t));
         }
@@ -253,6 +271,69 @@ pub struct F2bFilter {
     ignore: Vec<Rx>,
     opts: LoadOptions,
     prefilter: Option<AhoCorasick>,
+    /// The linear failregexes in one set (one pass finds which can match) and, per
+    /// failregex, its index in the set.
+    set: Option<regex::RegexSet>,
+    set_index: Vec<Option<usize>>,
+    pref_fast: Option<PrefFast>,
+}
+
+/// For a prefregex `^<F-MLFID>P</F-MLFID>Q<F-CONTENT>.+</F-CONTENT>$` (sshd's form): the
+/// leftmost-first match ends of `^PQ` and `^P`, found with a DFA. When `^PQ` leaves at least
+/// one character, `.+$` takes the rest, so these ends are exactly where the content starts
+/// and the mlfid ends (both optional parts can match empty), without running captures.
+#[derive(Debug, Clone)]
+struct PrefFast {
+    content: regex::Regex,
+    mlfid: regex::Regex,
+}
+
+impl PrefFast {
+    fn new(expanded: &str) -> Option<Self> {
+        use crate::pyre::parse::{needs_backtracking, parse, Node};
+        let parsed = parse(expanded, false).ok()?;
+        let Node::Concat(items) = &parsed.node else {
+            return None;
+        };
+        let n = items.len();
+        let content = *parsed.names.get("content")?;
+        let mlfid = *parsed.names.get("mlfid")?;
+        if parsed.names.len() != 2 || parsed.groups != 2 || n < 4 {
+            return None;
+        }
+        let start_ok = matches!(items[0], Node::Start { multiline: false });
+        let end_ok = matches!(items[n - 1], Node::End { multiline: false });
+        let content_ok = match &items[n - 2] {
+            Node::Group {
+                index: Some(i),
+                node,
+            } => {
+                *i == content
+                    && matches!(node.as_ref(), Node::Repeat { node, min: 1, max: None, greedy: true }
+                        if matches!(node.as_ref(), Node::Any { dotall: false }))
+            }
+            _ => false,
+        };
+        let mlfid_ok = matches!(&items[1], Node::Group { index: Some(i), .. } if *i == mlfid);
+        if !(start_ok && end_ok && content_ok && mlfid_ok) {
+            return None;
+        }
+        let prefix = &items[..n - 2];
+        if prefix.iter().any(needs_backtracking) {
+            return None;
+        }
+        let emit = |nodes: &[Node]| {
+            let mut out = String::new();
+            for x in nodes {
+                crate::pyre::emit::emit(x, &mut out);
+            }
+            regex::Regex::new(&out).ok()
+        };
+        Some(PrefFast {
+            content: emit(prefix)?,
+            mlfid: emit(&items[..2])?,
+        })
+    }
 }
 
 /// Most lines the multi-line buffer holds, whatever `maxlines` says (fail2ban has no cap).
@@ -380,16 +461,51 @@ impl F2bFilter {
             );
         }
         // The date detector is built once here to report errors at load time.
-        DateDetector::new(def.datepattern.as_deref(), opts.zone.clone(), opts.current_year)
-            .map_err(|m| regex_err(&name, "datepattern", 0, m))?;
+        DateDetector::new(
+            def.datepattern.as_deref(),
+            opts.zone.clone(),
+            opts.current_year,
+        )
+        .map_err(|m| regex_err(&name, "datepattern", 0, m))?;
         let prefilter = crate::prefilter::build(pref.as_ref(), &fail);
+        let mut set_index = Vec::new();
+        let mut pats = Vec::new();
+        for rx in &fail {
+            match rx.re.linear() {
+                Some(r) => {
+                    set_index.push(Some(pats.len()));
+                    pats.push(r.as_str().to_owned());
+                }
+                None => set_index.push(None),
+            }
+        }
+        let set = if pats.len() > 1 {
+            regex::RegexSetBuilder::new(&pats)
+                .size_limit(64 << 20)
+                .dfa_size_limit(32 << 20)
+                .build()
+                .ok()
+        } else {
+            None
+        };
+        if set.is_none() {
+            set_index.iter_mut().for_each(|x| *x = None);
+        }
+        let pref_fast = if def.maxlines == 1 {
+            pref.as_ref().and_then(|p| PrefFast::new(p.pattern()))
+        } else {
+            None
+        };
         Ok(F2bFilter {
+            pref_fast,
             def,
             pref,
             fail,
             ignore,
             opts,
             prefilter,
+            set,
+            set_index,
         })
     }
 
@@ -492,79 +608,143 @@ impl F2bFilter {
 
     /// Processes one line and returns every result, pending and `nofail` ones included.
     pub fn process_line_all(&self, state: &mut State, line: &[u8], now: i64) -> Vec<Failure> {
-        let text = String::from_utf8_lossy(line);
+        let text = match std::str::from_utf8(line) {
+            Ok(t) => std::borrow::Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(line),
+        };
         let text = text.trim_end_matches(['\r', '\n']);
         let hit = state.date.find(text, now);
         state.step_limit_hits += std::mem::take(&mut state.date.limit_hits);
-        let (tuple, date, no_date) = match hit {
-            Some(h) if h.span.0 != h.span.1 => {
-                let (s, e) = h.span;
-                let tuple = (
-                    text[..s].to_owned(),
-                    text[s..e].to_owned(),
-                    text[e..].to_owned(),
-                );
-                match h.time {
-                    Some(t) => {
-                        state.last_time_text = tuple.1.clone();
-                        state.last_date = Some(t);
-                        (tuple, Some(t), false)
-                    }
-                    None => self.no_date(state, text, now),
+        // (date span to cut, time); `None` span: the whole line is the message.
+        let mut cut: Option<(usize, usize)> = None;
+        let mut reuse_text = false;
+        let date = match hit {
+            Some(h) if h.span.0 != h.span.1 => match h.time {
+                Some(t) => {
+                    cut = Some(h.span);
+                    state.last_time_text.clear();
+                    state.last_time_text.push_str(&text[h.span.0..h.span.1]);
+                    state.last_date = Some(t);
+                    Some(t)
                 }
-            }
+                None => {
+                    // The text is cut out even though it did not convert, unless the
+                    // last date is reused (then the whole line is the message).
+                    state.no_date += 1;
+                    let d = self.recent_date(state, now, &mut reuse_text);
+                    if !reuse_text {
+                        cut = Some(h.span);
+                    }
+                    d
+                }
+            },
             Some(_) => {
                 // A template matched an empty date: reuse the last one if recent, else now.
-                match state.last_date {
-                    Some(d) if d.as_secs() > now - 60 => (
-                        (String::new(), state.last_time_text.clone(), text.to_owned()),
-                        Some(d),
-                        false,
-                    ),
-                    _ => (
-                        (String::new(), String::new(), text.to_owned()),
-                        Some(Timestamp::from_secs(now)),
-                        false,
-                    ),
+                match self.recent_date(state, now, &mut reuse_text) {
+                    Some(d) => Some(d),
+                    None => Some(Timestamp::from_secs(now)),
                 }
             }
-            None => self.no_date(state, text, now),
+            None => {
+                state.no_date += 1;
+                self.recent_date(state, now, &mut reuse_text)
+            }
         };
-        if no_date {
-            state.no_date += 1;
-        }
         // The prefilter: a line whose text (date cut out) contains none of the literals
         // the failregexes need cannot match. Its date was still read (later lines may
         // reuse it).
-        let skip = self.def.maxlines == 1
-            && self.prefilter.as_ref().is_some_and(|ac| {
-                if tuple.0.is_empty() {
-                    !ac.is_match(&tuple.2)
-                } else {
-                    !ac.is_match(&format!("{}{}", tuple.0, tuple.2))
+        if self.def.maxlines == 1 {
+            if let Some(ac) = &self.prefilter {
+                let candidate = match cut {
+                    Some((0, e)) => ac.is_match(&text[e..]),
+                    Some((s, e)) => ac.is_match(&format!("{}{}", &text[..s], &text[e..])),
+                    None => ac.is_match(text),
+                };
+                if !candidate {
+                    state.prefiltered += 1;
+                    return Vec::new();
                 }
-            });
-        if skip {
-            state.prefiltered += 1;
-            return Vec::new();
+            }
         }
+        // Quick reject without building anything: single-line buffer whose message (the
+        // line after a leading date) no failregex can match, after the prefregex fast path.
+        if self.def.maxlines == 1 {
+            let msg = match cut {
+                Some((0, e)) => Some(&text[e..]),
+                None if !reuse_text => Some(text),
+                _ => None,
+            };
+            if let Some(msg) = msg {
+                let body = match (&self.pref, &self.pref_fast) {
+                    (None, _) => Some(msg),
+                    (Some(_), Some(pf)) => match pf.content.find(msg) {
+                        None => return Vec::new(),
+                        Some(m) if m.end() < msg.len() => Some(&msg[m.end()..]),
+                        Some(_) => None,
+                    },
+                    (Some(_), None) => None,
+                };
+                if let Some(body) = body {
+                    if !self.may_match(body) {
+                        return Vec::new();
+                    }
+                }
+            }
+        }
+        let tuple = match cut {
+            Some((s, e)) if date.is_some() || !reuse_text => (
+                text[..s].to_owned(),
+                text[s..e].to_owned(),
+                text[e..].to_owned(),
+            ),
+            Some(_) => (String::new(), state.last_time_text.clone(), text.to_owned()),
+            None if reuse_text => (String::new(), state.last_time_text.clone(), text.to_owned()),
+            None => (String::new(), String::new(), text.to_owned()),
+        };
         self.find_failure(state, tuple, date, now)
     }
 
-    fn no_date(&self, state: &State, text: &str, now: i64) -> ((String, String, String), Option<Timestamp>, bool) {
+    /// Whether some failregex may match `buf` (the set of linear ones, then the literal
+    /// gates of the others).
+    fn may_match(&self, buf: &str) -> bool {
+        if let Some(set) = &self.set {
+            if set.is_match(buf) {
+                return true;
+            }
+        }
+        self.fail.iter().enumerate().any(|(i, rx)| {
+            if self.set.is_some() && self.set_index[i].is_some() {
+                return false;
+            }
+            match (&rx.gate, rx.re.linear()) {
+                (Some(g), _) => g.is_match(buf),
+                (None, Some(r)) => r.is_match(buf),
+                (None, None) => true,
+            }
+        })
+    }
+
+    /// The last date if it is less than a minute old (fail2ban reuses it for lines
+    /// without one).
+    fn recent_date(&self, state: &State, now: i64, reuse_text: &mut bool) -> Option<Timestamp> {
         match state.last_date {
-            Some(d) if d.as_secs() > now - 60 => (
-                (String::new(), state.last_time_text.clone(), text.to_owned()),
-                Some(d),
-                true,
-            ),
-            _ => ((String::new(), String::new(), text.to_owned()), None, true),
+            Some(d) if d.as_secs() > now - 60 => {
+                *reuse_text = true;
+                Some(d)
+            }
+            _ => None,
         }
     }
 
     /// Processes one journal entry: the time comes from the journal, not the text
     /// (`text` is `host ident[pid]: message`).
-    pub fn process_entry(&self, state: &mut State, text: &str, time: Timestamp, now: i64) -> Vec<Failure> {
+    pub fn process_entry(
+        &self,
+        state: &mut State,
+        text: &str,
+        time: Timestamp,
+        now: i64,
+    ) -> Vec<Failure> {
         state.last_time_text = time.to_string();
         state.last_date = Some(time);
         let tuple = (String::new(), state.last_time_text.clone(), text.to_owned());
@@ -635,24 +815,59 @@ impl F2bFilter {
             return out;
         }
         let mut pre = Fields::default();
+        // With the fast path the prefregex groups (only mlfid) are read when a failregex
+        // matches: (line, end of the mlfid group).
+        let mut pre_lazy: Option<String> = None;
         if let Some(p) = &self.pref {
-            if !self.search(p, state, &buf) {
-                return out;
-            }
-            pre = p.groups(&buf, &state.caps);
-            let content = pre.pop("content");
-            if let Some(c) = content.filter(|c| !c.is_empty()) {
-                state.buffer.clear();
-                state.buffer.push_back((String::new(), String::new(), c.clone()));
-                buf = c;
+            let fast = match (&self.pref_fast, maxlines) {
+                (Some(pf), 1) => match pf.content.find(&buf) {
+                    None => return out,
+                    Some(m) if m.end() < buf.len() => Some(m.end()),
+                    Some(_) => None,
+                },
+                _ => None,
+            };
+            match fast {
+                Some(start) => {
+                    let c = buf[start..].to_owned();
+                    pre_lazy = Some(std::mem::replace(&mut buf, c.clone()));
+                    state.buffer.clear();
+                    state.buffer.push_back((String::new(), String::new(), c));
+                }
+                None => {
+                    if !self.search(p, state, &buf) {
+                        return out;
+                    }
+                    pre = p.groups(&buf, &state.caps);
+                    let content = pre.pop("content");
+                    if let Some(c) = content.filter(|c| !c.is_empty()) {
+                        state.buffer.clear();
+                        state
+                            .buffer
+                            .push_back((String::new(), String::new(), c.clone()));
+                        buf = c;
+                    }
+                }
             }
         }
         let mut buf_valid = true;
+        let mut set_hits: Option<regex::SetMatches> = None;
         for (idx, rx) in self.fail.iter().enumerate() {
             if !buf_valid {
                 let lines: Vec<_> = state.buffer.iter().cloned().collect();
                 buf = join(&lines);
                 buf_valid = true;
+                set_hits = None;
+            }
+            if let (Some(set), Some(k)) = (&self.set, self.set_index[idx]) {
+                let hits = set_hits.get_or_insert_with(|| set.matches(&buf));
+                if !hits.matched(k) {
+                    continue;
+                }
+            } else if let Some(g) = &rx.gate {
+                if !g.is_match(&buf) {
+                    continue;
+                }
             }
             if !self.search(rx, state, &buf) {
                 continue;
@@ -661,7 +876,11 @@ impl F2bFilter {
             let mut fail = rx.groups(&buf, &caps);
             let (matched, unmatched) = matched_lines(rx, &buf, &caps, &org);
             if !self.ignore.is_empty() {
-                let ibuf = if maxlines > 1 { join(&matched) } else { buf.clone() };
+                let ibuf = if maxlines > 1 {
+                    join(&matched)
+                } else {
+                    buf.clone()
+                };
                 if self.ignored(state, &ibuf) {
                     state.ignored += 1;
                     if !state.check_all || maxlines > 1 {
@@ -677,6 +896,10 @@ impl F2bFilter {
             if !state.check_all || maxlines > 1 {
                 state.buffer = unmatched.iter().cloned().collect();
                 buf_valid = false;
+            }
+            if let (Some(line), Some(pf)) = (pre_lazy.take(), &self.pref_fast) {
+                let end = pf.mlfid.find(&line).map_or(0, |m| m.end());
+                pre.set("mlfid", Some(line[..end].to_owned()));
             }
             if !pre.vals.is_empty() {
                 let mut merged = pre.clone();
@@ -707,7 +930,11 @@ impl F2bFilter {
             if id.is_none() {
                 fail.pending = true;
                 if aliased {
-                    if let Some(e) = state.mlfid.iter_mut().find(|e| Some(&e.0) == mlfid.as_ref()) {
+                    if let Some(e) = state
+                        .mlfid
+                        .iter_mut()
+                        .find(|e| Some(&e.0) == mlfid.as_ref())
+                    {
                         e.2.pending = true;
                     }
                 }
@@ -793,7 +1020,12 @@ fn matched_lines(rx: &Rx, buf: &str, caps: &Caps, org: &[Tuple]) -> (Vec<Tuple>,
     let Some((s, e)) = caps.get(0) else {
         return (org.to_vec(), Vec::new());
     };
-    let count = |upto: usize| buf.as_bytes()[..upto.min(buf.len())].iter().filter(|&&b| b == b'\n').count();
+    let count = |upto: usize| {
+        buf.as_bytes()[..upto.min(buf.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+    };
     let lc1 = count(s + 1);
     let lc2 = count(e.saturating_sub(1)) + 1;
     let lc1 = lc1.min(org.len());
@@ -831,10 +1063,7 @@ fn merge_failure(
     date: Option<Timestamp>,
 ) -> (Fields, bool) {
     let _ = date;
-    let pos = state
-        .mlfid
-        .iter()
-        .position(|e| e.0 == mlfid && e.1 > now);
+    let pos = state.mlfid.iter().position(|e| e.0 == mlfid && e.1 > now);
     let mut nf: u8 = 0;
     if fail.truthy("mlfgained") {
         nf |= 8 | 1;
@@ -927,7 +1156,9 @@ fn merge_failure(
 
 fn update_users(f: &mut Fields, user: Option<&str>) -> Option<BTreeSet<String>> {
     if let Some(u) = user.filter(|u| !u.is_empty()) {
-        f.users.get_or_insert_with(BTreeSet::new).insert(u.to_owned());
+        f.users
+            .get_or_insert_with(BTreeSet::new)
+            .insert(u.to_owned());
     }
     f.users.clone()
 }

@@ -302,7 +302,12 @@ impl Config {
 
     /// fail2ban's `get_ex`: understands `section/option`, `default/option` and
     /// `known/option` (the value before the last override, else the current one).
-    pub fn get_ex(&self, section: &str, option: &str, vars: &OMap) -> Result<Option<String>, String> {
+    pub fn get_ex(
+        &self,
+        section: &str,
+        option: &str,
+        vars: &OMap,
+    ) -> Result<Option<String>, String> {
         if let Some((sec, opt)) = split_section_option(option) {
             let lower = sec.to_lowercase();
             let candidates: Vec<String> = if lower == "known" {
@@ -347,9 +352,7 @@ impl Config {
                 .and_then(|s| s.get(opt)),
             _ => self.section(sec)?.get(opt),
         };
-        found
-            .or_else(|| self.defaults.get(opt))
-            .map(str::to_owned)
+        found.or_else(|| self.defaults.get(opt)).map(str::to_owned)
     }
 
     fn interpolate(
@@ -444,7 +447,11 @@ fn with_local(files: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 /// Expands `files` with their includes (before, self, after), as fail2ban orders them.
-fn expand_includes(files: &[PathBuf], seen: &[PathBuf], out: &mut Vec<PathBuf>) -> Result<(), F2bError> {
+fn expand_includes(
+    files: &[PathBuf],
+    seen: &[PathBuf],
+    out: &mut Vec<PathBuf>,
+) -> Result<(), F2bError> {
     for f in with_local(files) {
         if out.len() > MAX_FILES {
             return Err(F2bError::Syntax {
@@ -535,7 +542,10 @@ mod tests {
             sections: f.sections,
             files: vec![],
         };
-        assert_eq!(cfg.get("S", "c", &OMap::new()).unwrap().unwrap(), "s-b %x S");
+        assert_eq!(
+            cfg.get("S", "c", &OMap::new()).unwrap().unwrap(),
+            "s-b %x S"
+        );
         let mut vars = OMap::new();
         vars.set("a", "v");
         assert_eq!(cfg.get("S", "c", &vars).unwrap().unwrap(), "v-b %x S");
@@ -555,7 +565,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("f2b-ini-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("filter.d")).unwrap();
         std::fs::write(dir.join("filter.d/common.conf"), "[DEFAULT]\nc = common\n").unwrap();
-        std::fs::write(dir.join("filter.d/common.local"), "[DEFAULT]\nc = common-local\n").unwrap();
+        std::fs::write(
+            dir.join("filter.d/common.local"),
+            "[DEFAULT]\nc = common-local\n",
+        )
+        .unwrap();
         std::fs::write(
             dir.join("filter.d/x.conf"),
             "[INCLUDES]\nbefore = common.conf\n[Definition]\nfailregex = base\n",
@@ -569,7 +583,9 @@ mod tests {
         let cfg = Config::read_component(&dir, "filter.d/x").unwrap().unwrap();
         assert_eq!(cfg.raw("Definition", "c"), Some("common-local"));
         assert_eq!(
-            cfg.get("Definition", "failregex", &OMap::new()).unwrap().unwrap(),
+            cfg.get("Definition", "failregex", &OMap::new())
+                .unwrap()
+                .unwrap(),
             "mine\nbase"
         );
         std::fs::remove_dir_all(&dir).unwrap();

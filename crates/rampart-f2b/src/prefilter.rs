@@ -72,18 +72,36 @@ fn required(n: &Node) -> Option<Vec<String>> {
     }
 }
 
-/// The required literals of an expanded failregex.
-pub fn required_literals(expanded: &str, multiline: bool) -> Option<Vec<String>> {
+fn has_icase(n: &Node) -> bool {
+    match n {
+        Node::Literal { icase, .. } => *icase,
+        Node::Class(c) => c.icase,
+        Node::Backref { icase, .. } => *icase,
+        Node::Group { node, .. } | Node::Repeat { node, .. } | Node::Look { node, .. } => {
+            has_icase(node)
+        }
+        Node::Concat(v) | Node::Alt(v) => v.iter().any(has_icase),
+        Node::Cond { yes, no, .. } => has_icase(yes) || has_icase(no),
+        _ => false,
+    }
+}
+
+/// The required literals of an expanded failregex, and whether they must be matched
+/// case-insensitively (the regex uses `(?i)` somewhere).
+pub fn required_literals(expanded: &str, multiline: bool) -> Option<(Vec<String>, bool)> {
     let parsed = parse(expanded, multiline).ok()?;
     let set = required(&parsed.node)?;
-    (set.iter().all(|s| s.chars().count() >= MIN_LITERAL)).then_some(set)
+    (set.iter().all(|s| s.chars().count() >= MIN_LITERAL)).then(|| (set, has_icase(&parsed.node)))
 }
 
 /// One automaton over every failregex's literals, or `None` when some failregex has none.
 pub fn build(_pref: Option<&Rx>, fail: &[Rx]) -> Option<AhoCorasick> {
     let mut pats: Vec<String> = Vec::new();
+    let mut icase = false;
     for rx in fail {
-        pats.extend(rx.literals()?.iter().cloned());
+        let (l, i) = rx.literals()?;
+        pats.extend(l.iter().cloned());
+        icase |= i;
     }
     if pats.is_empty() {
         return None;
@@ -91,7 +109,7 @@ pub fn build(_pref: Option<&Rx>, fail: &[Rx]) -> Option<AhoCorasick> {
     pats.sort();
     pats.dedup();
     AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
+        .ascii_case_insensitive(icase)
         .match_kind(MatchKind::LeftmostFirst)
         .build(&pats)
         .ok()
@@ -105,11 +123,14 @@ mod tests {
     fn literals_are_required_substrings() {
         assert_eq!(
             required_literals(r"^Failed (?:password|publickey) for \S+", false),
-            Some(vec!["password".to_owned(), "publickey".to_owned()])
+            Some((vec!["password".to_owned(), "publickey".to_owned()], false))
         );
         assert_eq!(
-            required_literals(r"^(Connection (?:closed|reset)|Disconnected) by", false),
-            Some(vec!["Connection ".to_owned(), "Disconnected".to_owned()])
+            required_literals(r"(?i)^(Connection (?:closed|reset)|Disconnected) by", false),
+            Some((
+                vec!["Connection ".to_owned(), "Disconnected".to_owned()],
+                true
+            ))
         );
         assert_eq!(required_literals(r"^\S+ x? \d+$", false), None);
     }

@@ -71,11 +71,9 @@ pub fn expand(regex: &str, usedns: &str) -> String {
             "IP6" | "F-IP6/" => Some(ip6()),
             "ADDR" | "F-ADDR/" => Some(addr()),
             "CIDR" | "F-CIDR/" => Some(r"(?P<cidr>\d+)".to_owned()),
-            "SUBNET" | "F-SUBNET/" => Some(format!(
-                r"\[?(?:{}|{})(?:/(?P<cidr>\d+))?\]?",
-                ip4(),
-                ip6()
-            )),
+            "SUBNET" | "F-SUBNET/" => {
+                Some(format!(r"\[?(?:{}|{})(?:/(?P<cidr>\d+))?\]?", ip4(), ip6()))
+            }
             "DNS" | "F-DNS/" => Some(dns()),
             "F-ID/" => Some(r"(?P<fid>\S+)".to_owned()),
             "F-PORT/" => Some(r"(?P<fport>\w+)".to_owned()),
@@ -137,6 +135,9 @@ mod tests {
         assert!(r.contains("(?P<dns>"));
         assert!(r.ends_with("<F-x>"));
         assert!(!expand("<HOST>", "no").contains("dns"));
-        assert_eq!(expand("a </F-USER> <F-ID/>", "no"), r"a </F-USER> (?P<fid>\S+)");
+        assert_eq!(
+            expand("a </F-USER> <F-ID/>", "no"),
+            r"a </F-USER> (?P<fid>\S+)"
+        );
     }
 }

@@ -78,7 +78,10 @@ fn filters(test_cfg: &Path, tmp: &Path) -> Vec<(String, PathBuf)> {
         .collect();
     zzz.sort();
     for n in zzz {
-        let _ = std::os::unix::fs::symlink(test_cfg.join("filter.d").join(&n), base.join("filter.d").join(&n));
+        let _ = std::os::unix::fs::symlink(
+            test_cfg.join("filter.d").join(&n),
+            base.join("filter.d").join(&n),
+        );
         out.push((n.trim_end_matches(".conf").to_owned(), base.clone()));
     }
     out
@@ -113,13 +116,17 @@ fn eval(expr: &str, name: &str, opts: &BTreeMap<String, String>) -> Result<bool,
     let unquote = |s: &str| -> Option<String> {
         let s = s.trim();
         let q = s.chars().next()?;
-        (matches!(q, '\'' | '"') && s.len() >= 2 && s.ends_with(q)).then(|| s[1..s.len() - 1].to_owned())
+        (matches!(q, '\'' | '"') && s.len() >= 2 && s.ends_with(q))
+            .then(|| s[1..s.len() - 1].to_owned())
     };
     let rhs = unquote(rhs).ok_or_else(|| format!("cannot evaluate {expr:?}"))?;
     let lhs = lhs.trim();
     let value = if lhs == "name" {
         Some(name.to_owned())
-    } else if let Some(inner) = lhs.strip_prefix("opts.get(").and_then(|s| s.strip_suffix(')')) {
+    } else if let Some(inner) = lhs
+        .strip_prefix("opts.get(")
+        .and_then(|s| s.strip_suffix(')'))
+    {
         let key = unquote(inner).ok_or_else(|| format!("cannot evaluate {expr:?}"))?;
         opts.get(&key).cloned()
     } else {
@@ -165,13 +172,25 @@ fn expected_time(t: &str) -> Option<Timestamp> {
         None => (t, None),
     };
     let (d, tm) = main.split_once('T')?;
-    let d: Vec<i64> = d.split('-').map(|x| x.parse().ok()).collect::<Option<_>>()?;
-    let tm: Vec<i64> = tm.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let d: Vec<i64> = d
+        .split('-')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let tm: Vec<i64> = tm
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
     if d.len() != 3 || tm.len() != 3 {
         return None;
     }
     let dt = jiff::civil::DateTime::new(
-        d[0] as i16, d[1] as i8, d[2] as i8, tm[0] as i8, tm[1] as i8, tm[2] as i8, 0,
+        d[0] as i16,
+        d[1] as i8,
+        d[2] as i8,
+        tm[0] as i8,
+        tm[1] as i8,
+        tm[2] as i8,
+        0,
     )
     .ok()?;
     let secs = zone().to_timestamp(dt).ok()?.as_second();
@@ -279,8 +298,8 @@ fn run_filter(
             name: name.to_owned(),
             params,
         };
-        let filter = F2bFilter::load_spec(basedir, &spec, load_opts())
-            .map_err(|e| format!("{key}: {e}"))?;
+        let filter =
+            F2bFilter::load_spec(basedir, &spec, load_opts()).map_err(|e| format!("{key}: {e}"))?;
         let mut state = filter.new_state();
         state.set_check_all(true);
         state.record_backtracking(record);
@@ -325,7 +344,11 @@ fn run_filter(
                 } else {
                     ["failJSON", "fileOptions", "filterOptions", "addFILE"]
                         .iter()
-                        .find_map(|d| t.strip_prefix(d).and_then(|r| r.strip_prefix(':')).map(|r| (*d, r)))
+                        .find_map(|d| {
+                            t.strip_prefix(d)
+                                .and_then(|r| r.strip_prefix(':'))
+                                .map(|r| (*d, r))
+                        })
                         .filter(|(_, r)| !r.is_empty())
                 }
             };
@@ -333,7 +356,8 @@ fn run_filter(
                 let v: Value = match serde_json::from_str(body) {
                     Ok(v) => v,
                     Err(e) => {
-                        rep.problems.push(format!("{}:{lnnum}: bad JSON: {e}", path.display()));
+                        rep.problems
+                            .push(format!("{}:{lnnum}: bad JSON: {e}", path.display()));
                         continue;
                     }
                 };
@@ -363,8 +387,10 @@ fn run_filter(
                                 }
                             }
                             if !ignore_block {
-                                let flt: BTreeMap<&String, &String> =
-                                    opts.iter().filter(|(k, _)| !k.starts_with("test.")).collect();
+                                let flt: BTreeMap<&String, &String> = opts
+                                    .iter()
+                                    .filter(|(k, _)| !k.starts_with("test."))
+                                    .collect();
                                 let key = match opts.get("test.filter-name") {
                                     Some(n) => format!("{name}{n}"),
                                     None if flt.is_empty() => name.to_owned(),
@@ -392,7 +418,10 @@ fn run_filter(
                         } else {
                             rep.extra_annotations += 1;
                         }
-                        line = lines.get(i).map(|l| l.trim_end_matches(['\r', '\n'])).unwrap_or("");
+                        line = lines
+                            .get(i)
+                            .map(|l| l.trim_end_matches(['\r', '\n']))
+                            .unwrap_or("");
                         i += 1;
                     }
                 }
@@ -437,10 +466,15 @@ fn run_filter(
                 let results = if v.opts.get("logtype").map(String::as_str) == Some("journal") {
                     let prefix = v.opts.get("test.prefix-line").cloned().unwrap_or_default();
                     let text = format!("{prefix}{line}");
-                    v.filter
-                        .process_entry(&mut v.state, &text, Timestamp::from_secs(TEST_NOW), TEST_NOW)
+                    v.filter.process_entry(
+                        &mut v.state,
+                        &text,
+                        Timestamp::from_secs(TEST_NOW),
+                        TEST_NOW,
+                    )
                 } else {
-                    v.filter.process_line_all(&mut v.state, line.as_bytes(), TEST_NOW)
+                    v.filter
+                        .process_line_all(&mut v.state, line.as_bytes(), TEST_NOW)
                 };
                 rep.recorded.extend(v.state.take_recorded());
                 let mut found = Vec::new();
@@ -491,14 +525,16 @@ fn run_filter(
                 rep.unannotated_bad += 1;
             }
             for p in problems {
-                rep.problems.push(format!("{}:{}: {p}", files[fi - 1], lnnum));
+                rep.problems
+                    .push(format!("{}:{}: {p}", files[fi - 1], lnnum));
             }
         }
     }
     for v in &variants {
         for (i, rx) in v.filter.failregexes().iter().enumerate() {
             if !v.used.contains(&i) && !used_re.contains(rx.pattern()) {
-                rep.problems.push(format!("[{}] failregex {i} has no sample hit", v.key));
+                rep.problems
+                    .push(format!("[{}] failregex {i} has no sample hit", v.key));
             }
         }
         for (kind, i) in v.filter.backtracking() {
@@ -534,7 +570,11 @@ fn fail2ban_sample_corpus_is_reproduced() {
         }
         total += rep.annotations;
         reproduced += rep.reproduced;
-        coverage += rep.problems.iter().filter(|p| p.contains("has no sample hit")).count();
+        coverage += rep
+            .problems
+            .iter()
+            .filter(|p| p.contains("has no sample hit"))
+            .count();
         extra.0 += rep.extra_reproduced;
         extra.1 += rep.extra_annotations;
         unannotated_bad += rep.unannotated_bad;
@@ -548,7 +588,11 @@ fn fail2ban_sample_corpus_is_reproduced() {
             } else {
                 "-".to_owned()
             },
-            if rep.backtracking.is_empty() { "-".to_owned() } else { rep.backtracking.join(" ") }
+            if rep.backtracking.is_empty() {
+                "-".to_owned()
+            } else {
+                rep.backtracking.join(" ")
+            }
         ));
         for p in &rep.problems {
             details.push_str(&format!("  {name}: {p}\n"));
@@ -566,8 +610,14 @@ fn fail2ban_sample_corpus_is_reproduced() {
         load_errors.len()
     );
     println!("differences:\n{details}");
-    assert!(load_errors.is_empty(), "filters failed to load: {load_errors:#?}");
-    assert_eq!(total, TOTAL_ANNOTATIONS, "the corpus should hold {TOTAL_ANNOTATIONS} annotations");
+    assert!(
+        load_errors.is_empty(),
+        "filters failed to load: {load_errors:#?}"
+    );
+    assert_eq!(
+        total, TOTAL_ANNOTATIONS,
+        "the corpus should hold {TOTAL_ANNOTATIONS} annotations"
+    );
     assert!(
         reproduced * 100 >= total * 99,
         "only {reproduced} of {total} annotations reproduced (need 99%)"
@@ -603,9 +653,16 @@ fn backtracking_matcher_agrees_with_python_on_the_corpus() {
     }
     searches.sort();
     searches.dedup();
-    assert!(searches.len() > 100, "expected many backtracking searches, got {}", searches.len());
+    assert!(
+        searches.len() > 100,
+        "expected many backtracking searches, got {}",
+        searches.len()
+    );
     let python = Path::new("/usr/bin/python3");
-    assert!(python.is_file(), "this test needs /usr/bin/python3 (Debian package python3)");
+    assert!(
+        python.is_file(),
+        "this test needs /usr/bin/python3 (Debian package python3)"
+    );
     let input = serde_json::to_vec(&searches).expect("serialises");
     let mut child = Command::new(python)
         .arg("-c")
@@ -642,7 +699,8 @@ fn backtracking_matcher_agrees_with_python_on_the_corpus() {
                 for (name, &g) in re.names() {
                     groups.insert(
                         name.clone(),
-                        caps.get(g).map_or(Value::Null, |(s, e)| serde_json::json!([s, e])),
+                        caps.get(g)
+                            .map_or(Value::Null, |(s, e)| serde_json::json!([s, e])),
                     );
                 }
                 serde_json::json!([[span.0, span.1], groups])
@@ -651,9 +709,19 @@ fn backtracking_matcher_agrees_with_python_on_the_corpus() {
             Search::Limit => Value::String("step limit".into()),
         };
         if got != *want {
-            diffs.push(format!("pattern {p:?}\n  text {text:?}\n  python {want}\n  ours   {got}"));
+            diffs.push(format!(
+                "pattern {p:?}\n  text {text:?}\n  python {want}\n  ours   {got}"
+            ));
         }
     }
-    println!("{} distinct backtracking searches compared with Python's re", searches.len());
-    assert!(diffs.is_empty(), "{} differences:\n{}", diffs.len(), diffs.join("\n"));
+    println!(
+        "{} distinct backtracking searches compared with Python's re",
+        searches.len()
+    );
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
 }

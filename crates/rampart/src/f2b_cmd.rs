@@ -193,13 +193,24 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
         }
         out.write_all(b"}\n")?;
     } else {
-        let pct = |x: u64| if n > 0 { 100.0 * x as f64 / n as f64 } else { 0.0 };
-        writeln!(out, "filter      fail2ban:{} ({})", filter.name(), filter
-            .files()
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "))?;
+        let pct = |x: u64| {
+            if n > 0 {
+                100.0 * x as f64 / n as f64
+            } else {
+                0.0
+            }
+        };
+        writeln!(
+            out,
+            "filter      fail2ban:{} ({})",
+            filter.name(),
+            filter
+                .files()
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )?;
         writeln!(out, "log         {}", args.logfile.display())?;
         writeln!(
             out,
@@ -216,14 +227,22 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
         )?;
         writeln!(out, "patterns    (matches, engine)")?;
         for (i, (rx, c)) in filter.failregexes().iter().zip(&per_pattern).enumerate() {
-            let engine = if rx.is_backtracking() { "backtracking" } else { "regex" };
+            let engine = if rx.is_backtracking() {
+                "backtracking"
+            } else {
+                "regex"
+            };
             writeln!(out, "  failregex[{i:<2}] {c:>10}  {engine}")?;
         }
         writeln!(
             out,
             "prefilter   {} candidate lines{}",
             candidates,
-            if filter.has_prefilter() { "" } else { " (no literal prefilter: every line is a candidate)" }
+            if filter.has_prefilter() {
+                ""
+            } else {
+                " (no literal prefilter: every line is a candidate)"
+            }
         )?;
         if !backtracking.is_empty() {
             writeln!(
@@ -243,7 +262,11 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
                 "speed       {c:.3} CPU s, {:.0} lines per CPU second ({wall:.3} s wall)",
                 per_line(c)
             )?,
-            None => writeln!(out, "speed       {wall:.3} s wall, {:.0} lines per second", per_line(wall))?,
+            None => writeln!(
+                out,
+                "speed       {wall:.3} s wall, {:.0} lines per second",
+                per_line(wall)
+            )?,
         }
     }
     out.flush()?;

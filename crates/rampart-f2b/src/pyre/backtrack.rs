@@ -337,18 +337,33 @@ impl Prog {
         slots: &mut Vec<Option<usize>>,
     ) -> Result<bool, StepLimit> {
         let text = &text[..end];
+        let mut stack = SCRATCH.with(|c| std::mem::take(&mut *c.borrow_mut()));
+        stack.clear();
         let mut m = Machine {
             prog: self,
             text,
             steps: 0,
             slots: vec![None; self.slots],
             regs: vec![0; self.regs],
-            stack: Vec::new(),
+            stack,
         };
+        let r = self.search_with(&mut m, start, slots);
+        let stack = std::mem::take(&mut m.stack);
+        SCRATCH.with(|c| *c.borrow_mut() = stack);
+        r
+    }
+
+    fn search_with(
+        &self,
+        m: &mut Machine<'_>,
+        start: usize,
+        slots: &mut Vec<Option<usize>>,
+    ) -> Result<bool, StepLimit> {
+        let text = m.text;
         let mut pos = start;
         loop {
             m.slots.iter_mut().for_each(|s| *s = None);
-            if m.run(0, pos)?.is_some() {
+            if m.run(0, pos, Mode::Top)?.is_some() {
                 slots.clear();
                 slots.extend_from_slice(&m.slots);
                 return Ok(true);
@@ -369,6 +384,18 @@ fn starts_anchored(n: &Node) -> bool {
         Node::Alt(v) => !v.is_empty() && v.iter().all(starts_anchored),
         _ => false,
     }
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Top,
+    Keep,
+    Undo,
+}
+
+thread_local! {
+    /// The backtracking stack, reused between searches on this thread.
+    static SCRATCH: std::cell::RefCell<Vec<Frame>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 enum Frame {
@@ -399,7 +426,7 @@ impl Machine<'_> {
 
     /// Runs from `pc` at `pos`; returns the end position of the first match. The stack
     /// below the current base is left as it was.
-    fn run(&mut self, pc: usize, pos: usize) -> Result<Option<usize>, StepLimit> {
+    fn run(&mut self, pc: usize, pos: usize, mode: Mode) -> Result<Option<usize>, StepLimit> {
         let base = self.stack.len();
         self.stack.push(Frame::Branch(pc, pos));
         while self.stack.len() > base {
@@ -423,8 +450,32 @@ impl Machine<'_> {
                 }
                 let ok = match self.prog.insts[pc] {
                     Inst::Match => {
-                        // Drop the alternatives but keep nothing else: captures stay.
-                        self.stack.truncate(base);
+                        match mode {
+                            // Drop the alternatives: captures stay.
+                            Mode::Top => self.stack.truncate(base),
+                            // Drop the alternatives but keep the capture undo records,
+                            // so the caller's backtracking restores them.
+                            Mode::Keep => {
+                                let mut w = base;
+                                for r in base..self.stack.len() {
+                                    if !matches!(self.stack[r], Frame::Branch(..)) {
+                                        self.stack.swap(w, r);
+                                        w += 1;
+                                    }
+                                }
+                                self.stack.truncate(w);
+                            }
+                            // Undo every capture made inside.
+                            Mode::Undo => {
+                                while self.stack.len() > base {
+                                    match self.stack.pop() {
+                                        Some(Frame::Slot(s, v)) => self.slots[s] = v,
+                                        Some(Frame::Reg(r, v)) => self.regs[r] = v,
+                                        _ => {}
+                                    }
+                                }
+                            }
+                        }
                         return Ok(Some(pos));
                     }
                     Inst::Char(c) => match self.next_char(pos) {
@@ -483,7 +534,10 @@ impl Machine<'_> {
                         true
                     }
                     Inst::Backref(g, icase) => {
-                        match (self.slots.get(2 * g).copied(), self.slots.get(2 * g + 1).copied()) {
+                        match (
+                            self.slots.get(2 * g).copied(),
+                            self.slots.get(2 * g + 1).copied(),
+                        ) {
                             (Some(Some(s)), Some(Some(e))) => {
                                 let want = &self.text[s..e];
                                 let have = &self.text[pos..];
@@ -538,21 +592,11 @@ impl Machine<'_> {
                         };
                         let found = match from {
                             Some(p) => {
-                                let saved = self.slots.clone();
-                                let r = self.run(body, p)?;
-                                let hit = if ahead { r.is_some() } else { r == Some(pos) };
-                                if negate || !hit {
-                                    self.slots = saved;
-                                } else {
-                                    // Keep captures made inside a positive look-around,
-                                    // restorable on backtracking.
-                                    for (i, v) in saved.into_iter().enumerate() {
-                                        if self.slots[i] != v {
-                                            self.stack.push(Frame::Slot(i, v));
-                                        }
-                                    }
-                                }
-                                hit
+                                // A positive look-around keeps its captures (restorable on
+                                // backtracking); a negative one keeps none. A look-behind
+                                // body is fixed-width, so a match from `p` ends at `pos`.
+                                let mode = if negate { Mode::Undo } else { Mode::Keep };
+                                self.run(body, p, mode)?.is_some()
                             }
                             None => false,
                         };

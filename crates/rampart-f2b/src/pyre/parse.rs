@@ -185,7 +185,9 @@ impl Parser<'_> {
         }
     }
     fn starts(&self, s: &str) -> bool {
-        s.chars().enumerate().all(|(i, c)| self.peek_at(i) == Some(c))
+        s.chars()
+            .enumerate()
+            .all(|(i, c)| self.peek_at(i) == Some(c))
     }
 
     fn alt(&mut self, flags: &mut Flags, depth: usize) -> Result<Node, String> {
@@ -264,11 +266,7 @@ impl Parser<'_> {
             self.pos = save;
             return None;
         }
-        let min = if lo.is_empty() {
-            0
-        } else {
-            lo.parse().ok()?
-        };
+        let min = if lo.is_empty() { 0 } else { lo.parse().ok()? };
         let max = if hi.is_empty() {
             None
         } else {
