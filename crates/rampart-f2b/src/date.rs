@@ -263,11 +263,7 @@ fn fast_syslog(line: &str) -> Option<(Parts, usize)> {
     }
     match b.get(15) {
         None => {}
-        Some(b' ') => {
-            if b.get(16).is_some_and(u8::is_ascii_digit) {
-                return None;
-            }
-        }
+        Some(b' ') if !b.get(16).is_some_and(u8::is_ascii_digit) => {}
         Some(_) => return None,
     }
     let mon = [
@@ -1115,7 +1111,7 @@ struct ZoneCache {
 }
 
 impl ZoneCache {
-    fn to_utc(&mut self, tz: &TimeZone, naive: i64) -> Option<i64> {
+    fn utc_of(&mut self, tz: &TimeZone, naive: i64) -> Option<i64> {
         let h = naive.div_euclid(3600);
         if self.offset.is_some() && self.hour == h {
             return self.offset.map(|o| naive - o);
@@ -1193,7 +1189,7 @@ fn finish(p: Parts, zone: &DefaultZone, now: i64, cache: &mut ZoneCache) -> Opti
     }
     let secs = match (tzoff, zone) {
         (Some(_), _) => naive,
-        (None, DefaultZone::Local(tz)) => cache.to_utc(tz, naive)?,
+        (None, DefaultZone::Local(tz)) => cache.utc_of(tz, naive)?,
         (None, DefaultZone::Fixed(m)) => naive - i64::from(*m) * 60,
     };
     Some(Timestamp::from_secs(secs))

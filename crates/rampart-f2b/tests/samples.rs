@@ -281,9 +281,9 @@ fn run_filter(
     let mut fi = 0;
     let mut common: serde_json::Map<String, Value> = serde_json::Map::new();
 
-    let mut get_variant = |variants: &mut Vec<Variant>,
-                           key: String,
-                           opts: BTreeMap<String, String>|
+    let get_variant = |variants: &mut Vec<Variant>,
+                       key: String,
+                       opts: BTreeMap<String, String>|
      -> Result<usize, String> {
         if let Some(i) = variants.iter().position(|v| v.key == key) {
             return Ok(i);

@@ -272,3 +272,26 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail2ban_filters_are_recognised_by_prefix_or_conf_path() {
+        assert!(applies("fail2ban:sshd"));
+        assert!(applies("fail2ban:sshd[mode=aggressive]"));
+        assert!(applies("/etc/fail2ban/filter.d/sshd.conf"));
+        assert!(applies("my.local[mode=x.conf]"));
+        assert!(!applies("sshd"));
+        assert!(!applies("filters/sshd.toml"));
+    }
+
+    #[test]
+    fn timezone_option_maps_to_fail2ban_zones() {
+        assert!(matches!(zone("UTC").unwrap(), DefaultZone::Fixed(0)));
+        assert!(matches!(zone("+01:30").unwrap(), DefaultZone::Fixed(90)));
+        assert!(matches!(zone("-05:00").unwrap(), DefaultZone::Fixed(-300)));
+        assert!(zone("Nowhere/Else").is_err());
+    }
+}

@@ -207,8 +207,7 @@ impl Parser<'_> {
 
     fn concat(&mut self, flags: &mut Flags, depth: usize) -> Result<Node, String> {
         let mut items: Vec<Node> = Vec::new();
-        loop {
-            let Some(c) = self.peek() else { break };
+        while let Some(c) = self.peek() {
             if c == '|' || c == ')' {
                 break;
             }
