@@ -7,6 +7,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use aho_corasick::AhoCorasick;
 use rampart_core::Timestamp;
@@ -43,7 +44,7 @@ impl Default for LoadOptions {
 pub struct Rx {
     re: PyRegex,
     /// All named groups (name, index), sorted by name.
-    named: Vec<(String, usize)>,
+    named: Vec<(Arc<str>, usize)>,
     alts: Vec<(usize, String)>,
     tuples: Vec<(usize, String)>,
     skiplines: Vec<usize>,
@@ -56,8 +57,11 @@ pub struct Rx {
 impl Rx {
     fn new(expanded: &str, multiline: bool) -> Result<Self, String> {
         let re = PyRegex::new(expanded, multiline)?;
-        let mut named: Vec<(String, usize)> =
-            re.names().iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut named: Vec<(Arc<str>, usize)> = re
+            .names()
+            .iter()
+            .map(|(k, v)| (Arc::from(k.as_str()), *v))
+            .collect();
         named.sort();
         let mut alts = Vec::new();
         let mut tuples = Vec::new();
@@ -127,15 +131,16 @@ impl Rx {
     }
 
     fn has_group(&self, name: &str) -> bool {
-        self.named.iter().any(|(n, _)| n == name)
+        self.named.iter().any(|(n, _)| &**n == name)
     }
 
     /// groupdict plus fail2ban's alt/tuple post-processing.
     fn groups(&self, text: &str, caps: &Caps) -> Fields {
         let mut f = Fields::default();
+        f.vals.reserve(self.named.len());
         for (name, idx) in &self.named {
             let v = caps.get(*idx).map(|(s, e)| text[s..e].to_owned());
-            f.set(name, v);
+            f.vals.push((Arc::clone(name), v));
         }
         for (idx, base) in &self.alts {
             let v = caps.get(*idx).map(|(s, e)| &text[s..e]);
@@ -166,7 +171,7 @@ impl Rx {
 /// part), plus fail2ban's merged multi-line data.
 #[derive(Debug, Clone, Default)]
 pub struct Fields {
-    vals: Vec<(String, Option<String>)>,
+    vals: Vec<(Arc<str>, Option<String>)>,
     users: Option<BTreeSet<String>>,
     matches: Option<Vec<String>>,
     nofail_matches: Option<Vec<String>>,
@@ -178,32 +183,38 @@ impl Fields {
     pub fn get(&self, k: &str) -> Option<&str> {
         self.vals
             .iter()
-            .find(|(n, _)| n == k)
+            .find(|(n, _)| &**n == k)
             .and_then(|(_, v)| v.as_deref())
     }
     /// Whether `k` is present with a participating value (`None` means "did not take part").
     pub fn has(&self, k: &str) -> Option<bool> {
         self.vals
             .iter()
-            .find(|(n, _)| n == k)
+            .find(|(n, _)| &**n == k)
             .map(|(_, v)| v.is_some())
     }
     fn truthy(&self, k: &str) -> bool {
         self.get(k).is_some_and(|v| !v.is_empty())
     }
     fn set(&mut self, k: &str, v: Option<String>) {
+        match self.vals.iter_mut().find(|(n, _)| &**n == k) {
+            Some(e) => e.1 = v,
+            None => self.vals.push((Arc::from(k), v)),
+        }
+    }
+    fn set_arc(&mut self, k: &Arc<str>, v: Option<String>) {
         match self.vals.iter_mut().find(|(n, _)| n == k) {
             Some(e) => e.1 = v,
-            None => self.vals.push((k.to_owned(), v)),
+            None => self.vals.push((Arc::clone(k), v)),
         }
     }
     fn pop(&mut self, k: &str) -> Option<String> {
-        let i = self.vals.iter().position(|(n, _)| n == k)?;
+        let i = self.vals.iter().position(|(n, _)| &**n == k)?;
         self.vals.remove(i).1
     }
     /// All values in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
-        self.vals.iter().map(|(k, v)| (k.as_str(), v.as_deref()))
+        self.vals.iter().map(|(k, v)| (&**k, v.as_deref()))
     }
 }
 
@@ -785,16 +796,18 @@ impl F2bFilter {
     ) -> Vec<Failure> {
         let mut out = Vec::new();
         let maxlines = self.def.maxlines.min(MAX_BUFFER_LINES);
-        if maxlines > 1 {
+        let org: Vec<(String, String, String)> = if maxlines > 1 {
             state.buffer.push_back(tuple);
             while state.buffer.len() > maxlines {
                 state.buffer.pop_front();
             }
+            state.buffer.iter().cloned().collect()
         } else {
+            // A single-line buffer is rebuilt from each line: no copy kept in the state
+            // until the line's buffer changes (content replacement, matched lines).
             state.buffer.clear();
-            state.buffer.push_back(tuple);
-        }
-        let org: Vec<(String, String, String)> = state.buffer.iter().cloned().collect();
+            vec![tuple]
+        };
         let join = |lines: &[(String, String, String)]| -> String {
             let mut s = String::new();
             for (i, (a, _, c)) in lines.iter().enumerate() {
@@ -872,9 +885,10 @@ impl F2bFilter {
             if !self.search(rx, state, &buf) {
                 continue;
             }
-            let caps = state.caps.clone();
+            let caps = std::mem::take(&mut state.caps);
             let mut fail = rx.groups(&buf, &caps);
             let (matched, unmatched) = matched_lines(rx, &buf, &caps, &org);
+            state.caps = caps;
             if !self.ignore.is_empty() {
                 let ibuf = if maxlines > 1 {
                     join(&matched)
@@ -886,7 +900,8 @@ impl F2bFilter {
                     if !state.check_all || maxlines > 1 {
                         state.buffer = unmatched.iter().cloned().collect();
                     }
-                    buf_valid = false;
+                    // A single-line buffer only changes when the loop ends (first-match mode).
+                    buf_valid = maxlines == 1;
                     if !state.check_all {
                         break;
                     }
@@ -895,7 +910,8 @@ impl F2bFilter {
             }
             if !state.check_all || maxlines > 1 {
                 state.buffer = unmatched.iter().cloned().collect();
-                buf_valid = false;
+                // A single-line buffer only changes when the loop ends (first-match mode).
+                buf_valid = maxlines == 1;
             }
             if let (Some(line), Some(pf)) = (pre_lazy.take(), &self.pref_fast) {
                 let end = pf.mlfid.find(&line).map_or(0, |m| m.end());
@@ -904,7 +920,7 @@ impl F2bFilter {
             if !pre.vals.is_empty() {
                 let mut merged = pre.clone();
                 for (k, v) in fail.vals.drain(..) {
-                    merged.set(&k, v);
+                    merged.set_arc(&k, v);
                 }
                 fail = merged;
             }
@@ -1081,7 +1097,7 @@ fn merge_failure(
     let mut target: Fields;
     let aliased;
     if let Some(p) = pos {
-        let mut g = state.mlfid[p].2.clone();
+        let mut g = std::mem::take(&mut state.mlfid[p].2);
         users = update_users(&mut g, fail.get("user"));
         if g.pop("nofail").is_some_and(|v| !v.is_empty()) {
             nf |= 4;
@@ -1097,7 +1113,7 @@ fn merge_failure(
         }
         for (k, v) in fail.vals.drain(..) {
             if v.is_some() {
-                g.set(&k, v);
+                g.set_arc(&k, v);
             }
         }
         target = g;
