@@ -828,7 +828,9 @@ impl DateDetector {
         let (mut i, s, e) = matched?;
         let slot = &mut self.slots[i];
         slot.hits += 1;
-        slot.last_used = wall_now();
+        // fail2ban uses the wall clock; the caller's "now" serves the same purpose
+        // (templates unused for 5 minutes may be overtaken) and keeps runs reproducible.
+        slot.last_used = now as f64;
         slot.distance = s;
         if self.first_unused == i {
             self.first_unused += 1;
@@ -918,12 +920,6 @@ impl DateDetector {
     }
 }
 
-fn wall_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
 
 /// Offsets (minutes) of the zone abbreviations fail2ban accepts without a rule set.
 fn abbr_offset(abbr: &str) -> Option<i32> {

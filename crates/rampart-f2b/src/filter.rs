@@ -363,7 +363,7 @@ pub struct State {
     last_time_text: String,
     buffer: VecDeque<(String, String, String)>,
     /// (mlfid, expiry in Unix seconds, data), oldest first; bounded by MLFID_CACHE_SIZE.
-    mlfid: VecDeque<(String, i64, Fields)>,
+    mlfid: VecDeque<(String, i64, Fields, u64)>,
     check_all: bool,
     caps: Caps,
     record: Option<Vec<(String, bool, String)>>,
@@ -679,6 +679,7 @@ impl F2bFilter {
         }
         // Quick reject without building anything: single-line buffer whose message (the
         // line after a leading date) no failregex can match, after the prefregex fast path.
+        let mut content_start = None;
         if self.def.maxlines == 1 {
             let msg = match cut {
                 Some((0, e)) => Some(&text[e..]),
@@ -690,7 +691,10 @@ impl F2bFilter {
                     (None, _) => Some(msg),
                     (Some(_), Some(pf)) => match pf.content.find(msg) {
                         None => return Vec::new(),
-                        Some(m) if m.end() < msg.len() => Some(&msg[m.end()..]),
+                        Some(m) if m.end() < msg.len() => {
+                            content_start = Some(m.end());
+                            Some(&msg[m.end()..])
+                        }
                         Some(_) => None,
                     },
                     (Some(_), None) => None,
@@ -712,7 +716,7 @@ impl F2bFilter {
             None if reuse_text => (String::new(), state.last_time_text.clone(), text.to_owned()),
             None => (String::new(), String::new(), text.to_owned()),
         };
-        self.find_failure(state, tuple, date, now)
+        self.find_failure(state, tuple, date, now, content_start)
     }
 
     /// Whether some failregex may match `buf` (the set of linear ones, then the literal
@@ -759,7 +763,7 @@ impl F2bFilter {
         state.last_time_text = time.to_string();
         state.last_date = Some(time);
         let tuple = (String::new(), state.last_time_text.clone(), text.to_owned());
-        self.find_failure(state, tuple, Some(time), now)
+        self.find_failure(state, tuple, Some(time), now, None)
     }
 
     fn search(&self, rx: &Rx, state: &mut State, text: &str) -> bool {
@@ -793,6 +797,7 @@ impl F2bFilter {
         tuple: (String, String, String),
         date: Option<Timestamp>,
         now: i64,
+        content_start: Option<usize>,
     ) -> Vec<Failure> {
         let mut out = Vec::new();
         let maxlines = self.def.maxlines.min(MAX_BUFFER_LINES);
@@ -833,6 +838,7 @@ impl F2bFilter {
         let mut pre_lazy: Option<String> = None;
         if let Some(p) = &self.pref {
             let fast = match (&self.pref_fast, maxlines) {
+                (Some(_), 1) if content_start.is_some() => content_start,
                 (Some(pf), 1) => match pf.content.find(&buf) {
                     None => return out,
                     Some(m) if m.end() < buf.len() => Some(m.end()),
@@ -1079,7 +1085,11 @@ fn merge_failure(
     date: Option<Timestamp>,
 ) -> (Fields, bool) {
     let _ = date;
-    let pos = state.mlfid.iter().position(|e| e.0 == mlfid && e.1 > now);
+    let h = key_hash(mlfid);
+    let pos = state
+        .mlfid
+        .iter()
+        .position(|e| e.3 == h && e.0 == mlfid && e.1 > now);
     let mut nf: u8 = 0;
     if fail.truthy("mlfgained") {
         nf |= 8 | 1;
@@ -1135,10 +1145,10 @@ fn merge_failure(
                 }
             }
         }
-        state.mlfid.retain(|e| e.0 != mlfid);
+        state.mlfid.retain(|e| !(e.3 == h && e.0 == mlfid));
         state
             .mlfid
-            .push_back((mlfid.to_owned(), now + MLFID_CACHE_SECS, Fields::default()));
+            .push_back((mlfid.to_owned(), now + MLFID_CACHE_SECS, Fields::default(), h));
         aliased = true;
     } else {
         users = fail.users.clone();
@@ -1163,11 +1173,19 @@ fn merge_failure(
         target.nofail_matches = Some(m);
     }
     if aliased {
-        if let Some(e) = state.mlfid.iter_mut().find(|e| e.0 == mlfid) {
+        if let Some(e) = state.mlfid.iter_mut().find(|e| e.3 == h && e.0 == mlfid) {
             e.2 = target.clone();
         }
     }
     (target, aliased)
+}
+
+/// A hash of an MLFID, compared before the string in cache look-ups.
+fn key_hash(s: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
 }
 
 fn update_users(f: &mut Fields, user: Option<&str>) -> Option<BTreeSet<String>> {
