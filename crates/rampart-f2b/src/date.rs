@@ -920,7 +920,6 @@ impl DateDetector {
     }
 }
 
-
 /// Offsets (minutes) of the zone abbreviations fail2ban accepts without a rule set.
 fn abbr_offset(abbr: &str) -> Option<i32> {
     let h = |x: f64| Some((x * 60.0) as i32);

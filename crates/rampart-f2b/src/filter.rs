@@ -1146,9 +1146,12 @@ fn merge_failure(
             }
         }
         state.mlfid.retain(|e| !(e.3 == h && e.0 == mlfid));
-        state
-            .mlfid
-            .push_back((mlfid.to_owned(), now + MLFID_CACHE_SECS, Fields::default(), h));
+        state.mlfid.push_back((
+            mlfid.to_owned(),
+            now + MLFID_CACHE_SECS,
+            Fields::default(),
+            h,
+        ));
         aliased = true;
     } else {
         users = fail.users.clone();

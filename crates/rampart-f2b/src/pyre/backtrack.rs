@@ -414,11 +414,21 @@ struct Machine<'a> {
 }
 
 impl Machine<'_> {
+    #[inline]
     fn prev_char(&self, pos: usize) -> Option<char> {
-        self.text[..pos].chars().next_back()
+        match pos.checked_sub(1).and_then(|p| self.text.as_bytes().get(p)) {
+            Some(&b) if b < 0x80 => Some(b as char),
+            Some(_) => self.text[..pos].chars().next_back(),
+            None => None,
+        }
     }
+    #[inline]
     fn next_char(&self, pos: usize) -> Option<char> {
-        self.text[pos..].chars().next()
+        match self.text.as_bytes().get(pos) {
+            Some(&b) if b < 0x80 => Some(b as char),
+            Some(_) => self.text[pos..].chars().next(),
+            None => None,
+        }
     }
     fn at_word_boundary(&self, pos: usize) -> bool {
         self.prev_char(pos).is_some_and(is_word) != self.next_char(pos).is_some_and(is_word)
