@@ -680,6 +680,7 @@ impl F2bFilter {
         // Quick reject without building anything: single-line buffer whose message (the
         // line after a leading date) no failregex can match, after the prefregex fast path.
         let mut content_start = None;
+        let mut set_hits = None;
         if self.def.maxlines == 1 {
             let msg = match cut {
                 Some((0, e)) => Some(&text[e..]),
@@ -700,7 +701,7 @@ impl F2bFilter {
                     (Some(_), None) => None,
                 };
                 if let Some(body) = body {
-                    if !self.may_match(body) {
+                    if !self.may_match(body, &mut set_hits) {
                         return Vec::new();
                     }
                 }
@@ -716,14 +717,17 @@ impl F2bFilter {
             None if reuse_text => (String::new(), state.last_time_text.clone(), text.to_owned()),
             None => (String::new(), String::new(), text.to_owned()),
         };
-        self.find_failure(state, tuple, date, now, content_start)
+        self.find_failure(state, tuple, date, now, content_start, set_hits)
     }
 
     /// Whether some failregex may match `buf` (the set of linear ones, then the literal
     /// gates of the others).
-    fn may_match(&self, buf: &str) -> bool {
+    fn may_match(&self, buf: &str, hits: &mut Option<regex::SetMatches>) -> bool {
         if let Some(set) = &self.set {
-            if set.is_match(buf) {
+            let m = set.matches(buf);
+            let any = m.matched_any();
+            *hits = Some(m);
+            if any {
                 return true;
             }
         }
@@ -763,7 +767,7 @@ impl F2bFilter {
         state.last_time_text = time.to_string();
         state.last_date = Some(time);
         let tuple = (String::new(), state.last_time_text.clone(), text.to_owned());
-        self.find_failure(state, tuple, Some(time), now, None)
+        self.find_failure(state, tuple, Some(time), now, None, None)
     }
 
     fn search(&self, rx: &Rx, state: &mut State, text: &str) -> bool {
@@ -798,6 +802,7 @@ impl F2bFilter {
         date: Option<Timestamp>,
         now: i64,
         content_start: Option<usize>,
+        known_hits: Option<regex::SetMatches>,
     ) -> Vec<Failure> {
         let mut out = Vec::new();
         let maxlines = self.def.maxlines.min(MAX_BUFFER_LINES);
@@ -870,7 +875,10 @@ impl F2bFilter {
             }
         }
         let mut buf_valid = true;
-        let mut set_hits: Option<regex::SetMatches> = None;
+        // The set's answer for this buffer when the caller already has it: the message
+        // after the prefregex split (single-line buffers only).
+        let mut set_hits: Option<regex::SetMatches> = known_hits
+            .filter(|_| maxlines == 1 && (self.pref.is_none() || content_start.is_some()));
         for (idx, rx) in self.fail.iter().enumerate() {
             if !buf_valid {
                 let lines: Vec<_> = state.buffer.iter().cloned().collect();
