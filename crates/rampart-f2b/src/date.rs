@@ -1103,6 +1103,8 @@ fn parse_fields(fields: &[(&str, &str)]) -> Option<Parts> {
 struct ZoneCache {
     hour: i64,
     offset: Option<i64>,
+    /// (now, now in local civil seconds) of the last call.
+    now: Option<(i64, i64)>,
 }
 
 impl ZoneCache {
@@ -1135,7 +1137,14 @@ fn finish(p: Parts, zone: &DefaultZone, now: i64, cache: &mut ZoneCache) -> Opti
         mut tzoff,
         julian,
     } = p;
-    let now_local = local_naive_now(zone, now);
+    let now_local = match cache.now {
+        Some((n, l)) if n == now => l,
+        _ => {
+            let l = local_naive_now(zone, now);
+            cache.now = Some((now, l));
+            l
+        }
+    };
     let now_civil = Timestamp::from_secs(now_local).to_civil();
     let mut assume_year = false;
     let year = match year {
