@@ -147,7 +147,8 @@ impl TimeArgs {
 
 #[derive(Debug, Args)]
 pub struct FilterTestArgs {
-    /// A built-in filter name (see `rampart filter list`) or a path to a filter file.
+    /// A built-in filter name (see `rampart filter list`), a path to a filter file, or a
+    /// fail2ban filter: `fail2ban:NAME[k=v,...]` or a path to a fail2ban `.conf` file.
     pub filter: String,
     /// The log file to read (`-` for standard input).
     pub logfile: PathBuf,
@@ -163,6 +164,9 @@ pub struct FilterTestArgs {
     /// How many top addresses the text report lists.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
+    /// fail2ban's configuration directory, for `fail2ban:NAME` filters.
+    #[arg(long, value_name = "DIR", default_value = "/etc/fail2ban")]
+    pub fail2ban_dir: PathBuf,
     #[command(flatten)]
     pub time: TimeArgs,
 }

@@ -37,6 +37,9 @@ fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
 }
 
 pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
+    if crate::f2b_cmd::applies(&args.filter) {
+        return crate::f2b_cmd::test(args);
+    }
     if args.json && !args.show.is_empty() {
         bail!("--show prints lines in the text report; with --json every match is already in `matches`");
     }

@@ -3,6 +3,7 @@
 mod cli;
 mod cpu;
 mod daemon_cmd;
+mod f2b_cmd;
 mod filter_cmd;
 mod geo_cmd;
 mod replay_cmd;

@@ -1,0 +1,1209 @@
+//! A loaded fail2ban filter and its per-line processing, as fail2ban's `Filter.processLine`
+//! and `findFailure` do it: date cut, line buffer (`maxlines`), `ignoreregex` pre-check,
+//! `prefregex` with `<F-CONTENT>`, the failregexes (first match wins, or all of them in
+//! check-all mode), ignoreregex veto, multi-line correlation by `<F-MLFID>` with
+//! `<F-NOFAIL>`, `<F-MLFFORGET>`, `<F-MLFGAINED>`, and the failure id.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use aho_corasick::AhoCorasick;
+use rampart_core::Timestamp;
+
+use crate::date::{year_of, DateDetector, DefaultZone};
+use crate::loader::{load_def, parse_spec, FilterDef, FilterSpec};
+use crate::pyre::{Caps, PyRegex, Search};
+use crate::{tags, F2bError};
+
+/// How [`F2bFilter::load`] builds a filter.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Zone for dates that carry none (fail2ban: the system's local time, or `logtimezone`).
+    pub zone: DefaultZone,
+    /// The current year, which bounds `%ExY` (fail2ban: this year -1 .. +3, and 2000+).
+    pub current_year: i16,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        LoadOptions {
+            zone: DefaultZone::Local(jiff::tz::TimeZone::system()),
+            current_year: year_of(now),
+        }
+    }
+}
+
+/// One compiled regex with the indices of the groups fail2ban gives meaning to.
+#[derive(Debug, Clone)]
+pub struct Rx {
+    re: PyRegex,
+    /// All named groups (name, index), sorted by name.
+    named: Vec<(Arc<str>, usize)>,
+    alts: Vec<(usize, String)>,
+    tuples: Vec<(usize, String)>,
+    skiplines: Vec<usize>,
+    literals: Option<(Vec<String>, bool)>,
+    /// For backtracking patterns: a scan for the literals before running the matcher.
+    gate: Option<AhoCorasick>,
+    multiline: bool,
+}
+
+impl Rx {
+    fn new(expanded: &str, multiline: bool) -> Result<Self, String> {
+        let re = PyRegex::new(expanded, multiline)?;
+        let mut named: Vec<(Arc<str>, usize)> = re
+            .names()
+            .iter()
+            .map(|(k, v)| (Arc::from(k.as_str()), *v))
+            .collect();
+        named.sort();
+        let mut alts = Vec::new();
+        let mut tuples = Vec::new();
+        let mut skiplines: Vec<(usize, usize)> = Vec::new();
+        for (name, idx) in &named {
+            if name.len() > 4 {
+                for (pre, list) in [("alt_", &mut alts), ("tuple_", &mut tuples)] {
+                    if let Some(rest) = name.strip_prefix(pre) {
+                        // `(.*?)(?:_\d+)?$`: a trailing `_<digits>` is a counter.
+                        let base = match rest.rfind('_') {
+                            Some(i)
+                                if i + 1 < rest.len()
+                                    && rest[i + 1..].bytes().all(|b| b.is_ascii_digit()) =>
+                            {
+                                &rest[..i]
+                            }
+                            _ => rest,
+                        };
+                        list.push((*idx, tags::group_name(base)));
+                    }
+                }
+            }
+            if let Some(n) = name.strip_prefix("skiplines") {
+                if let Ok(k) = n.parse::<usize>() {
+                    skiplines.push((k, *idx));
+                }
+            }
+        }
+        skiplines.sort();
+        let literals = crate::prefilter::required_literals(expanded, multiline);
+        let gate = if re.is_backtracking() {
+            literals.as_ref().and_then(|(l, icase)| {
+                aho_corasick::AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(*icase)
+                    .build(l)
+                    .ok()
+            })
+        } else {
+            None
+        };
+        Ok(Rx {
+            gate,
+            re,
+            named,
+            alts,
+            tuples,
+            skiplines: skiplines.into_iter().map(|x| x.1).collect(),
+            literals,
+            multiline,
+        })
+    }
+
+    /// The pattern after tag expansion.
+    pub fn pattern(&self) -> &str {
+        self.re.as_str()
+    }
+
+    /// Whether it runs on the backtracking matcher.
+    pub fn is_backtracking(&self) -> bool {
+        self.re.is_backtracking()
+    }
+
+    /// Strings one of which every match contains (for the prefilter), and whether they
+    /// are to be matched case-insensitively.
+    pub fn literals(&self) -> Option<(&[String], bool)> {
+        self.literals.as_ref().map(|(l, i)| (l.as_slice(), *i))
+    }
+
+    fn has_group(&self, name: &str) -> bool {
+        self.named.iter().any(|(n, _)| &**n == name)
+    }
+
+    /// groupdict plus fail2ban's alt/tuple post-processing.
+    fn groups(&self, text: &str, caps: &Caps) -> Fields {
+        let mut f = Fields::default();
+        f.vals.reserve(self.named.len());
+        for (name, idx) in &self.named {
+            let v = caps.get(*idx).map(|(s, e)| text[s..e].to_owned());
+            f.vals.push((Arc::clone(name), v));
+        }
+        for (idx, base) in &self.alts {
+            let v = caps.get(*idx).map(|(s, e)| &text[s..e]);
+            if let Some(v) = v.filter(|v| !v.is_empty()) {
+                if !f.truthy(base) {
+                    f.set(base, Some(v.to_owned()));
+                }
+            }
+        }
+        for (idx, base) in &self.tuples {
+            let v = caps.get(*idx).map(|(s, e)| text[s..e].to_owned());
+            let cur = f.get(base).map(str::to_owned);
+            let t = match cur {
+                Some(c) if c.starts_with('\u{1}') => format!("{c}\u{1}{}", v.unwrap_or_default()),
+                c => format!(
+                    "\u{1}{}\u{1}{}",
+                    c.unwrap_or_default(),
+                    v.unwrap_or_default()
+                ),
+            };
+            f.set(base, Some(t));
+        }
+        f
+    }
+}
+
+/// Named values of one match (Python's `groupdict()`, `None` for groups that did not take
+/// part), plus fail2ban's merged multi-line data.
+#[derive(Debug, Clone, Default)]
+pub struct Fields {
+    vals: Vec<(Arc<str>, Option<String>)>,
+    users: Option<BTreeSet<String>>,
+    matches: Option<Vec<String>>,
+    nofail_matches: Option<Vec<String>>,
+    pending: bool,
+}
+
+impl Fields {
+    /// The value of `k` (`None` when absent or not participating).
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.vals
+            .iter()
+            .find(|(n, _)| &**n == k)
+            .and_then(|(_, v)| v.as_deref())
+    }
+    /// Whether `k` is present with a participating value (`None` means "did not take part").
+    pub fn has(&self, k: &str) -> Option<bool> {
+        self.vals
+            .iter()
+            .find(|(n, _)| &**n == k)
+            .map(|(_, v)| v.is_some())
+    }
+    fn truthy(&self, k: &str) -> bool {
+        self.get(k).is_some_and(|v| !v.is_empty())
+    }
+    fn set(&mut self, k: &str, v: Option<String>) {
+        match self.vals.iter_mut().find(|(n, _)| &**n == k) {
+            Some(e) => e.1 = v,
+            None => self.vals.push((Arc::from(k), v)),
+        }
+    }
+    fn set_arc(&mut self, k: &Arc<str>, v: Option<String>) {
+        match self.vals.iter_mut().find(|(n, _)| n == k) {
+            Some(e) => e.1 = v,
+            None => self.vals.push((Arc::clone(k), v)),
+        }
+    }
+    fn pop(&mut self, k: &str) -> Option<String> {
+        let i = self.vals.iter().position(|(n, _)| &**n == k)?;
+        self.vals.remove(i).1
+    }
+    /// All values in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        self.vals.iter().map(|(k, v)| (&**k, v.as_deref()))
+    }
+}
+
+/// What a failure is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FailId {
+    /// An IP address (from `ip4`/`ip6`, or a `dns`/`fid` value that parses as one).
+    Ip(IpAddr),
+    /// A host name (`dns` group; fail2ban would resolve it according to `usedns`).
+    Host(String),
+    /// Any other failure id (`<F-ID>`, an invalid address such as `192.030.0.6`).
+    Raw(String),
+}
+
+impl std::fmt::Display for FailId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailId::Ip(ip) => write!(f, "{ip}"),
+            FailId::Host(h) | FailId::Raw(h) => f.write_str(h),
+        }
+    }
+}
+
+/// One result of a line.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The failure id; `None` while pending (waiting for a later line with the same MLFID).
+    pub id: Option<FailId>,
+    /// The line's time (`None` when no date was found and none could be reused).
+    pub time: Option<Timestamp>,
+    /// Index of the failregex that matched.
+    pub pattern: usize,
+    /// `user` (from `<F-USER>` or an `<F-ALT_USER>`).
+    pub user: Option<String>,
+    /// Every user seen on this multi-line id, sorted.
+    pub users: Vec<String>,
+    /// Lines merged into this failure (fail2ban's `len(matches)`).
+    pub attempts: usize,
+    /// `<F-NOFAIL>` (or a success): not a failure, only data for the MLFID.
+    pub nofail: bool,
+    /// The named values (groups and merged multi-line data).
+    pub fields: Fields,
+}
+
+impl Failure {
+    /// A real failure: an id and not `nofail`.
+    pub fn is_failure(&self) -> bool {
+        self.id.is_some() && !self.nofail
+    }
+    /// The address, when the id is one.
+    pub fn addr(&self) -> Option<IpAddr> {
+        match &self.id {
+            Some(FailId::Ip(ip)) => Some(*ip),
+            _ => None,
+        }
+    }
+}
+
+/// A fail2ban filter, compiled.
+#[derive(Debug, Clone)]
+pub struct F2bFilter {
+    def: FilterDef,
+    pref: Option<Rx>,
+    fail: Vec<Rx>,
+    ignore: Vec<Rx>,
+    opts: LoadOptions,
+    prefilter: Option<AhoCorasick>,
+    /// The linear failregexes in one set (one pass finds which can match) and, per
+    /// failregex, its index in the set.
+    set: Option<regex::RegexSet>,
+    set_index: Vec<Option<usize>>,
+    pref_fast: Option<PrefFast>,
+}
+
+/// For a prefregex `^<F-MLFID>P</F-MLFID>Q<F-CONTENT>.+</F-CONTENT>$` (sshd's form): the
+/// leftmost-first match ends of `^PQ` and `^P`, found with a DFA. When `^PQ` leaves at least
+/// one character, `.+$` takes the rest, so these ends are exactly where the content starts
+/// and the mlfid ends (both optional parts can match empty), without running captures.
+#[derive(Debug, Clone)]
+struct PrefFast {
+    content: regex::Regex,
+    mlfid: regex::Regex,
+}
+
+impl PrefFast {
+    fn new(expanded: &str) -> Option<Self> {
+        use crate::pyre::parse::{needs_backtracking, parse, Node};
+        let parsed = parse(expanded, false).ok()?;
+        let Node::Concat(items) = &parsed.node else {
+            return None;
+        };
+        let n = items.len();
+        let content = *parsed.names.get("content")?;
+        let mlfid = *parsed.names.get("mlfid")?;
+        if parsed.names.len() != 2 || parsed.groups != 2 || n < 4 {
+            return None;
+        }
+        let start_ok = matches!(items[0], Node::Start { multiline: false });
+        let end_ok = matches!(items[n - 1], Node::End { multiline: false });
+        let content_ok = match &items[n - 2] {
+            Node::Group {
+                index: Some(i),
+                node,
+            } => {
+                *i == content
+                    && matches!(node.as_ref(), Node::Repeat { node, min: 1, max: None, greedy: true }
+                        if matches!(node.as_ref(), Node::Any { dotall: false }))
+            }
+            _ => false,
+        };
+        let mlfid_ok = matches!(&items[1], Node::Group { index: Some(i), .. } if *i == mlfid);
+        if !(start_ok && end_ok && content_ok && mlfid_ok) {
+            return None;
+        }
+        let prefix = &items[..n - 2];
+        if prefix.iter().any(needs_backtracking) {
+            return None;
+        }
+        let emit = |nodes: &[Node]| {
+            let mut out = String::new();
+            for x in nodes {
+                crate::pyre::emit::emit(x, &mut out);
+            }
+            regex::Regex::new(&out).ok()
+        };
+        Some(PrefFast {
+            content: emit(prefix)?,
+            mlfid: emit(&items[..2])?,
+        })
+    }
+}
+
+/// Most lines the multi-line buffer holds, whatever `maxlines` says (fail2ban has no cap).
+pub const MAX_BUFFER_LINES: usize = 1000;
+/// Entries in the multi-line id cache (fail2ban: 100). When full, the oldest entries are
+/// dropped first (insertion order), as fail2ban does.
+pub const MLFID_CACHE_SIZE: usize = 100;
+/// Lifetime of a multi-line id cache entry, in seconds (fail2ban: 5 minutes).
+pub const MLFID_CACHE_SECS: i64 = 300;
+
+/// Per-source state of a filter: date detector, last date, line buffer, MLFID cache.
+#[derive(Debug, Clone)]
+pub struct State {
+    date: DateDetector,
+    last_date: Option<Timestamp>,
+    last_time_text: String,
+    buffer: VecDeque<(String, String, String)>,
+    /// (mlfid, expiry in Unix seconds, data), oldest first; bounded by MLFID_CACHE_SIZE.
+    mlfid: VecDeque<(String, i64, Fields, u64)>,
+    check_all: bool,
+    caps: Caps,
+    record: Option<Vec<(String, bool, String)>>,
+    /// Searches that hit the backtracking step limit (counted, treated as no match).
+    pub step_limit_hits: u64,
+    /// Lines skipped by the literal prefilter.
+    pub prefiltered: u64,
+    /// Lines without a date (none found, or it did not convert).
+    pub no_date: u64,
+    /// Matches vetoed by an ignoreregex.
+    pub ignored: u64,
+}
+
+impl State {
+    /// Check-all mode (fail2ban-regex and the sample harness): every failregex is tried
+    /// and every match reported, `nofail` and pending ones included.
+    pub fn set_check_all(&mut self, on: bool) {
+        self.check_all = on;
+    }
+
+    /// Records every search made with a backtracking pattern (pattern, multiline, text),
+    /// so tests can replay them through Python's `re`.
+    pub fn record_backtracking(&mut self, on: bool) {
+        self.record = on.then(Vec::new);
+    }
+
+    /// The searches recorded since the last call.
+    pub fn take_recorded(&mut self) -> Vec<(String, bool, String)> {
+        self.record.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+}
+
+fn regex_err(filter: &str, option: &str, index: usize, message: String) -> F2bError {
+    F2bError::Regex {
+        filter: filter.to_owned(),
+        option: option.to_owned(),
+        index,
+        message,
+    }
+}
+
+/// Normalises an address text as fail2ban compares it: IPv4-mapped IPv6 to IPv4, IPv6
+/// compressed and lower case; anything that does not parse stays as it is.
+pub fn parse_addr(s: &str) -> Option<IpAddr> {
+    let t = s.trim_start_matches('[').trim_end_matches(']');
+    let ip: IpAddr = t.parse().ok()?;
+    Some(match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => ip,
+        },
+        v4 => v4,
+    })
+}
+
+impl F2bFilter {
+    /// Loads filter `spec` (`"sshd"`, `"sshd[mode=aggressive]"`, or a path to a `.conf`
+    /// file with optional `[params]`) from fail2ban's configuration directory `dir`.
+    pub fn load(dir: &Path, spec: &str, opts: LoadOptions) -> Result<Self, F2bError> {
+        let spec = parse_spec(spec)?;
+        Self::load_spec(dir, &spec, opts)
+    }
+
+    /// Loads a filter from a parsed spec (name and parameters).
+    pub fn load_spec(dir: &Path, spec: &FilterSpec, opts: LoadOptions) -> Result<Self, F2bError> {
+        let def = load_def(dir, spec)?;
+        Self::from_def(def, opts)
+    }
+
+    /// Compiles a loaded definition.
+    pub fn from_def(def: FilterDef, opts: LoadOptions) -> Result<Self, F2bError> {
+        let name = def.name.clone();
+        let multiline = def.maxlines > 1;
+        let usedns = def.usedns.clone();
+        let pref = match &def.prefregex {
+            Some(p) => Some(
+                Rx::new(&tags::expand(p, &usedns), false)
+                    .map_err(|m| regex_err(&name, "prefregex", 0, m))?,
+            ),
+            None => None,
+        };
+        let mut fail = Vec::new();
+        for (i, r) in def.failregex.iter().enumerate() {
+            if r.trim().is_empty() {
+                return Err(regex_err(&name, "failregex", i, "empty regex".into()));
+            }
+            let rx = Rx::new(&tags::expand(r, &usedns), multiline)
+                .map_err(|m| regex_err(&name, "failregex", i, m))?;
+            let ids = ["fid", "ip4", "ip6", "dns", "mlfid"];
+            let has = |x: &Rx| ids.iter().any(|g| x.has_group(g));
+            if !has(&rx) && !pref.as_ref().is_some_and(has) {
+                return Err(regex_err(
+                    &name,
+                    "failregex",
+                    i,
+                    format!("no failure-id group (<HOST>, <ADDR>, <F-ID>, <F-MLFID> ...) in {r:?}"),
+                ));
+            }
+            fail.push(rx);
+        }
+        let mut ignore = Vec::new();
+        for (i, r) in def.ignoreregex.iter().enumerate() {
+            ignore.push(
+                Rx::new(&tags::expand(r, &usedns), false)
+                    .map_err(|m| regex_err(&name, "ignoreregex", i, m))?,
+            );
+        }
+        // The date detector is built once here to report errors at load time.
+        DateDetector::new(
+            def.datepattern.as_deref(),
+            opts.zone.clone(),
+            opts.current_year,
+        )
+        .map_err(|m| regex_err(&name, "datepattern", 0, m))?;
+        let prefilter = crate::prefilter::build(pref.as_ref(), &fail);
+        let mut set_index = Vec::new();
+        let mut pats = Vec::new();
+        for rx in &fail {
+            match rx.re.linear() {
+                Some(r) => {
+                    set_index.push(Some(pats.len()));
+                    pats.push(r.as_str().to_owned());
+                }
+                None => set_index.push(None),
+            }
+        }
+        let set = if pats.len() > 1 {
+            regex::RegexSetBuilder::new(&pats)
+                .size_limit(64 << 20)
+                .dfa_size_limit(32 << 20)
+                .build()
+                .ok()
+        } else {
+            None
+        };
+        if set.is_none() {
+            set_index.iter_mut().for_each(|x| *x = None);
+        }
+        let pref_fast = if def.maxlines == 1 {
+            pref.as_ref().and_then(|p| PrefFast::new(p.pattern()))
+        } else {
+            None
+        };
+        Ok(F2bFilter {
+            pref_fast,
+            def,
+            pref,
+            fail,
+            ignore,
+            opts,
+            prefilter,
+            set,
+            set_index,
+        })
+    }
+
+    /// A fresh per-source state.
+    pub fn new_state(&self) -> State {
+        let date = DateDetector::new(
+            self.def.datepattern.as_deref(),
+            self.opts.zone.clone(),
+            self.opts.current_year,
+        )
+        .unwrap_or_else(|_| {
+            DateDetector::new(None, self.opts.zone.clone(), self.opts.current_year)
+                .expect("the default date templates compile")
+        });
+        State {
+            date,
+            last_date: None,
+            last_time_text: String::new(),
+            buffer: VecDeque::new(),
+            mlfid: VecDeque::new(),
+            check_all: false,
+            caps: Caps::default(),
+            record: None,
+            step_limit_hits: 0,
+            prefiltered: 0,
+            no_date: 0,
+            ignored: 0,
+        }
+    }
+
+    /// The filter's name.
+    pub fn name(&self) -> &str {
+        &self.def.name
+    }
+    /// The definition (options after interpolation).
+    pub fn def(&self) -> &FilterDef {
+        &self.def
+    }
+    /// The files read.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.def.files
+    }
+    /// `journalmatch`, one entry per line, split into words.
+    pub fn journalmatch(&self) -> &[Vec<String>] {
+        &self.def.journalmatch
+    }
+    /// `maxlines`.
+    pub fn maxlines(&self) -> usize {
+        self.def.maxlines
+    }
+    /// The failregexes, compiled.
+    pub fn failregexes(&self) -> &[Rx] {
+        &self.fail
+    }
+    /// The ignoreregexes, compiled.
+    pub fn ignoreregexes(&self) -> &[Rx] {
+        &self.ignore
+    }
+    /// The prefregex, compiled.
+    pub fn prefregex(&self) -> Option<&Rx> {
+        self.pref.as_ref()
+    }
+    /// Whether a literal prefilter is in use (lines without any of the literals skip the
+    /// regexes entirely).
+    pub fn has_prefilter(&self) -> bool {
+        self.prefilter.is_some()
+    }
+    /// Every pattern (kind, index) that runs on the backtracking matcher.
+    pub fn backtracking(&self) -> Vec<(&'static str, usize)> {
+        let mut v = Vec::new();
+        if self.pref.as_ref().is_some_and(Rx::is_backtracking) {
+            v.push(("prefregex", 0));
+        }
+        for (i, r) in self.fail.iter().enumerate() {
+            if r.is_backtracking() {
+                v.push(("failregex", i));
+            }
+        }
+        for (i, r) in self.ignore.iter().enumerate() {
+            if r.is_backtracking() {
+                v.push(("ignoreregex", i));
+            }
+        }
+        v
+    }
+
+    /// Processes one log line read from a file: finds its date, then matches. `now` is
+    /// the current time (Unix seconds). Returns the real failures (id set, not nofail);
+    /// in check-all mode use [`F2bFilter::process_line_all`].
+    pub fn process_line<'s>(
+        &self,
+        state: &'s mut State,
+        line: &[u8],
+        now: i64,
+    ) -> impl Iterator<Item = Failure> + 's {
+        self.process_line_all(state, line, now)
+            .into_iter()
+            .filter(Failure::is_failure)
+    }
+
+    /// Processes one line and returns every result, pending and `nofail` ones included.
+    pub fn process_line_all(&self, state: &mut State, line: &[u8], now: i64) -> Vec<Failure> {
+        let text = match std::str::from_utf8(line) {
+            Ok(t) => std::borrow::Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(line),
+        };
+        let text = text.trim_end_matches(['\r', '\n']);
+        let hit = state.date.find(text, now);
+        state.step_limit_hits += std::mem::take(&mut state.date.limit_hits);
+        // (date span to cut, time); `None` span: the whole line is the message.
+        let mut cut: Option<(usize, usize)> = None;
+        let mut reuse_text = false;
+        let date = match hit {
+            Some(h) if h.span.0 != h.span.1 => match h.time {
+                Some(t) => {
+                    cut = Some(h.span);
+                    state.last_time_text.clear();
+                    state.last_time_text.push_str(&text[h.span.0..h.span.1]);
+                    state.last_date = Some(t);
+                    Some(t)
+                }
+                None => {
+                    // The text is cut out even though it did not convert, unless the
+                    // last date is reused (then the whole line is the message).
+                    state.no_date += 1;
+                    let d = self.recent_date(state, now, &mut reuse_text);
+                    if !reuse_text {
+                        cut = Some(h.span);
+                    }
+                    d
+                }
+            },
+            Some(_) => {
+                // A template matched an empty date: reuse the last one if recent, else now.
+                match self.recent_date(state, now, &mut reuse_text) {
+                    Some(d) => Some(d),
+                    None => Some(Timestamp::from_secs(now)),
+                }
+            }
+            None => {
+                state.no_date += 1;
+                self.recent_date(state, now, &mut reuse_text)
+            }
+        };
+        // The prefilter: a line whose text (date cut out) contains none of the literals
+        // the failregexes need cannot match. Its date was still read (later lines may
+        // reuse it).
+        if self.def.maxlines == 1 {
+            if let Some(ac) = &self.prefilter {
+                let candidate = match cut {
+                    Some((0, e)) => ac.is_match(&text[e..]),
+                    Some((s, e)) => ac.is_match(&format!("{}{}", &text[..s], &text[e..])),
+                    None => ac.is_match(text),
+                };
+                if !candidate {
+                    state.prefiltered += 1;
+                    return Vec::new();
+                }
+            }
+        }
+        // Quick reject without building anything: single-line buffer whose message (the
+        // line after a leading date) no failregex can match, after the prefregex fast path.
+        let mut content_start = None;
+        let mut set_hits = None;
+        if self.def.maxlines == 1 {
+            let msg = match cut {
+                Some((0, e)) => Some(&text[e..]),
+                None if !reuse_text => Some(text),
+                _ => None,
+            };
+            if let Some(msg) = msg {
+                let body = match (&self.pref, &self.pref_fast) {
+                    (None, _) => Some(msg),
+                    (Some(_), Some(pf)) => match pf.content.find(msg) {
+                        None => return Vec::new(),
+                        Some(m) if m.end() < msg.len() => {
+                            content_start = Some(m.end());
+                            Some(&msg[m.end()..])
+                        }
+                        Some(_) => None,
+                    },
+                    (Some(_), None) => None,
+                };
+                if let Some(body) = body {
+                    if !self.may_match(body, &mut set_hits) {
+                        return Vec::new();
+                    }
+                }
+            }
+        }
+        let tuple = match cut {
+            Some((s, e)) if date.is_some() || !reuse_text => (
+                text[..s].to_owned(),
+                text[s..e].to_owned(),
+                text[e..].to_owned(),
+            ),
+            Some(_) => (String::new(), state.last_time_text.clone(), text.to_owned()),
+            None if reuse_text => (String::new(), state.last_time_text.clone(), text.to_owned()),
+            None => (String::new(), String::new(), text.to_owned()),
+        };
+        self.find_failure(state, tuple, date, now, content_start, set_hits)
+    }
+
+    /// Whether some failregex may match `buf` (the set of linear ones, then the literal
+    /// gates of the others).
+    fn may_match(&self, buf: &str, hits: &mut Option<regex::SetMatches>) -> bool {
+        if let Some(set) = &self.set {
+            let m = set.matches(buf);
+            let any = m.matched_any();
+            *hits = Some(m);
+            if any {
+                return true;
+            }
+        }
+        self.fail.iter().enumerate().any(|(i, rx)| {
+            if self.set.is_some() && self.set_index[i].is_some() {
+                return false;
+            }
+            match (&rx.gate, rx.re.linear()) {
+                (Some(g), _) => g.is_match(buf),
+                (None, Some(r)) => r.is_match(buf),
+                (None, None) => true,
+            }
+        })
+    }
+
+    /// The last date if it is less than a minute old (fail2ban reuses it for lines
+    /// without one).
+    fn recent_date(&self, state: &State, now: i64, reuse_text: &mut bool) -> Option<Timestamp> {
+        match state.last_date {
+            Some(d) if d.as_secs() > now - 60 => {
+                *reuse_text = true;
+                Some(d)
+            }
+            _ => None,
+        }
+    }
+
+    /// Processes one journal entry: the time comes from the journal, not the text
+    /// (`text` is `host ident[pid]: message`).
+    pub fn process_entry(
+        &self,
+        state: &mut State,
+        text: &str,
+        time: Timestamp,
+        now: i64,
+    ) -> Vec<Failure> {
+        state.last_time_text = time.to_string();
+        state.last_date = Some(time);
+        let tuple = (String::new(), state.last_time_text.clone(), text.to_owned());
+        self.find_failure(state, tuple, Some(time), now, None, None)
+    }
+
+    fn search(&self, rx: &Rx, state: &mut State, text: &str) -> bool {
+        if rx.is_backtracking() {
+            if let Some(r) = state.record.as_mut() {
+                r.push((rx.pattern().to_owned(), rx.multiline, text.to_owned()));
+            }
+        }
+        match rx.re.search(text, &mut state.caps) {
+            Search::Match => true,
+            Search::NoMatch => false,
+            Search::Limit => {
+                state.step_limit_hits += 1;
+                false
+            }
+        }
+    }
+
+    fn ignored(&self, state: &mut State, buf: &str) -> bool {
+        for rx in &self.ignore {
+            if self.search(rx, state, buf) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn find_failure(
+        &self,
+        state: &mut State,
+        tuple: (String, String, String),
+        date: Option<Timestamp>,
+        now: i64,
+        content_start: Option<usize>,
+        known_hits: Option<regex::SetMatches>,
+    ) -> Vec<Failure> {
+        let mut out = Vec::new();
+        let maxlines = self.def.maxlines.min(MAX_BUFFER_LINES);
+        let org: Vec<(String, String, String)> = if maxlines > 1 {
+            state.buffer.push_back(tuple);
+            while state.buffer.len() > maxlines {
+                state.buffer.pop_front();
+            }
+            state.buffer.iter().cloned().collect()
+        } else {
+            // A single-line buffer is rebuilt from each line: no copy kept in the state
+            // until the line's buffer changes (content replacement, matched lines).
+            state.buffer.clear();
+            vec![tuple]
+        };
+        let join = |lines: &[(String, String, String)]| -> String {
+            let mut s = String::new();
+            for (i, (a, _, c)) in lines.iter().enumerate() {
+                if i > 0 {
+                    s.push('\n');
+                }
+                s.push_str(a);
+                s.push_str(c);
+            }
+            s
+        };
+        let mut buf = join(&org);
+        if !self.ignore.is_empty()
+            && self.ignore.len() + 2 < self.fail.len()
+            && self.ignored(state, &buf)
+        {
+            state.ignored += 1;
+            return out;
+        }
+        let mut pre = Fields::default();
+        // With the fast path the prefregex groups (only mlfid) are read when a failregex
+        // matches: (line, end of the mlfid group).
+        let mut pre_lazy: Option<String> = None;
+        if let Some(p) = &self.pref {
+            let fast = match (&self.pref_fast, maxlines) {
+                (Some(_), 1) if content_start.is_some() => content_start,
+                (Some(pf), 1) => match pf.content.find(&buf) {
+                    None => return out,
+                    Some(m) if m.end() < buf.len() => Some(m.end()),
+                    Some(_) => None,
+                },
+                _ => None,
+            };
+            match fast {
+                Some(start) => {
+                    let c = buf[start..].to_owned();
+                    pre_lazy = Some(std::mem::replace(&mut buf, c.clone()));
+                    state.buffer.clear();
+                    state.buffer.push_back((String::new(), String::new(), c));
+                }
+                None => {
+                    if !self.search(p, state, &buf) {
+                        return out;
+                    }
+                    pre = p.groups(&buf, &state.caps);
+                    let content = pre.pop("content");
+                    if let Some(c) = content.filter(|c| !c.is_empty()) {
+                        state.buffer.clear();
+                        state
+                            .buffer
+                            .push_back((String::new(), String::new(), c.clone()));
+                        buf = c;
+                    }
+                }
+            }
+        }
+        let mut buf_valid = true;
+        // The set's answer for this buffer when the caller already has it: the message
+        // after the prefregex split (single-line buffers only).
+        let mut set_hits: Option<regex::SetMatches> = known_hits
+            .filter(|_| maxlines == 1 && (self.pref.is_none() || content_start.is_some()));
+        for (idx, rx) in self.fail.iter().enumerate() {
+            if !buf_valid {
+                let lines: Vec<_> = state.buffer.iter().cloned().collect();
+                buf = join(&lines);
+                buf_valid = true;
+                set_hits = None;
+            }
+            if let (Some(set), Some(k)) = (&self.set, self.set_index[idx]) {
+                let hits = set_hits.get_or_insert_with(|| set.matches(&buf));
+                if !hits.matched(k) {
+                    continue;
+                }
+            } else if let Some(g) = &rx.gate {
+                if !g.is_match(&buf) {
+                    continue;
+                }
+            }
+            if !self.search(rx, state, &buf) {
+                continue;
+            }
+            let caps = std::mem::take(&mut state.caps);
+            let mut fail = rx.groups(&buf, &caps);
+            let (matched, unmatched) = matched_lines(rx, &buf, &caps, &org);
+            state.caps = caps;
+            if !self.ignore.is_empty() {
+                let ibuf = if maxlines > 1 {
+                    join(&matched)
+                } else {
+                    buf.clone()
+                };
+                if self.ignored(state, &ibuf) {
+                    state.ignored += 1;
+                    if !state.check_all || maxlines > 1 {
+                        state.buffer = unmatched.iter().cloned().collect();
+                    }
+                    // A single-line buffer only changes when the loop ends (first-match mode).
+                    buf_valid = maxlines == 1;
+                    if !state.check_all {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            if !state.check_all || maxlines > 1 {
+                state.buffer = unmatched.iter().cloned().collect();
+                // A single-line buffer only changes when the loop ends (first-match mode).
+                buf_valid = maxlines == 1;
+            }
+            if let (Some(line), Some(pf)) = (pre_lazy.take(), &self.pref_fast) {
+                let end = pf.mlfid.find(&line).map_or(0, |m| m.end());
+                pre.set("mlfid", Some(line[..end].to_owned()));
+            }
+            if !pre.vals.is_empty() {
+                let mut merged = pre.clone();
+                for (k, v) in fail.vals.drain(..) {
+                    merged.set_arc(&k, v);
+                }
+                fail = merged;
+            }
+            let matched_text: Vec<String> = matched
+                .iter()
+                .map(|(a, b, c)| format!("{a}{b}{c}"))
+                .collect();
+            let mlfid = fail.get("mlfid").map(str::to_owned);
+            let mut aliased = false;
+            if let Some(id) = &mlfid {
+                let (f, a) = merge_failure(state, id, fail, matched_text, now, date);
+                fail = f;
+                aliased = a;
+                if fail.truthy("nofail") && !state.check_all {
+                    return out;
+                }
+            } else {
+                let mut m = fail.matches.take().unwrap_or_default();
+                m.extend(matched_text);
+                fail.matches = Some(m);
+            }
+            let id = failure_id(&fail, mlfid.is_some());
+            if id.is_none() {
+                fail.pending = true;
+                if aliased {
+                    if let Some(e) = state
+                        .mlfid
+                        .iter_mut()
+                        .find(|e| Some(&e.0) == mlfid.as_ref())
+                    {
+                        e.2.pending = true;
+                    }
+                }
+            }
+            let users: Vec<String> = fail
+                .users
+                .as_ref()
+                .map(|u| u.iter().cloned().collect())
+                .unwrap_or_default();
+            out.push(Failure {
+                nofail: fail.truthy("nofail"),
+                user: fail.get("user").map(str::to_owned),
+                users,
+                attempts: fail.matches.as_ref().map_or(0, Vec::len),
+                id,
+                time: date,
+                pattern: idx,
+                fields: fail,
+            });
+            if !state.check_all {
+                break;
+            }
+        }
+        out
+    }
+}
+
+/// The failure id by fail2ban's precedence: ip4, ip6, dns, then fid.
+fn failure_id(fail: &Fields, has_mlfid: bool) -> Option<FailId> {
+    let fid = fail.get("fid");
+    let from_ip = |s: &str| match parse_addr(s) {
+        Some(ip) => FailId::Ip(ip),
+        None => FailId::Raw(s.to_owned()),
+    };
+    let ip = fail.get("ip4").or_else(|| fail.get("ip6"));
+    let (text, is_dns) = match ip {
+        Some(ip) => (ip, false),
+        None => match fail.get("dns") {
+            Some(d) => (d, true),
+            None => match fid {
+                Some(f) => (f, false),
+                None => {
+                    let _ = has_mlfid;
+                    return None;
+                }
+            },
+        },
+    };
+    if let Some(f) = fid {
+        if f != text {
+            return Some(fid_value(f));
+        }
+    }
+    Some(if is_dns {
+        match parse_addr(text) {
+            Some(ip) => FailId::Ip(ip),
+            None => FailId::Host(text.to_owned()),
+        }
+    } else {
+        from_ip(text)
+    })
+}
+
+fn fid_value(f: &str) -> FailId {
+    if let Some(rest) = f.strip_prefix('\u{1}') {
+        // A tuple id from <F-TUPLE_…> groups.
+        let parts: Vec<String> = rest.split('\u{1}').map(|p| format!("'{p}'")).collect();
+        return FailId::Raw(format!("({})", parts.join(", ")));
+    }
+    match parse_addr(f) {
+        Some(ip) => FailId::Ip(ip),
+        None => FailId::Raw(f.to_owned()),
+    }
+}
+
+type Tuple = (String, String, String);
+
+/// The buffer lines a match covers (minus `<SKIPLINES>` lines) and the others.
+fn matched_lines(rx: &Rx, buf: &str, caps: &Caps, org: &[Tuple]) -> (Vec<Tuple>, Vec<Tuple>) {
+    if org.len() <= 1 {
+        return (org.to_vec(), Vec::new());
+    }
+    let Some((s, e)) = caps.get(0) else {
+        return (org.to_vec(), Vec::new());
+    };
+    let count = |upto: usize| {
+        buf.as_bytes()[..upto.min(buf.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+    };
+    let lc1 = count(s + 1);
+    let lc2 = count(e.saturating_sub(1)) + 1;
+    let lc1 = lc1.min(org.len());
+    let lc2 = lc2.clamp(lc1, org.len());
+    let mut matched: Vec<Tuple> = org[lc1..lc2].to_vec();
+    let mut unmatched: Vec<Tuple> = org[..lc1].to_vec();
+    let mut skipped = String::new();
+    for &g in &rx.skiplines {
+        if let Some((a, b)) = caps.get(g) {
+            skipped.push_str(&buf[a..b]);
+        }
+    }
+    let mut n = 0;
+    for sl in skipped.lines() {
+        if let Some(m) = matched[n.min(matched.len())..]
+            .iter()
+            .position(|(a, _, c)| format!("{a}{c}") == sl)
+        {
+            unmatched.push(matched.remove(n + m));
+            n += m;
+        }
+    }
+    unmatched.extend(org[lc2..].iter().cloned());
+    (matched, unmatched)
+}
+
+/// fail2ban's `_mergeFailure`: returns the merged data and whether it is the cached entry
+/// (later changes to it must reach the cache).
+fn merge_failure(
+    state: &mut State,
+    mlfid: &str,
+    mut fail: Fields,
+    matched: Vec<String>,
+    now: i64,
+    date: Option<Timestamp>,
+) -> (Fields, bool) {
+    let _ = date;
+    let h = key_hash(mlfid);
+    let pos = state
+        .mlfid
+        .iter()
+        .position(|e| e.3 == h && e.0 == mlfid && e.1 > now);
+    let mut nf: u8 = 0;
+    if fail.truthy("mlfgained") {
+        nf |= 8 | 1;
+        if !fail.truthy("nofail") {
+            let g = fail.get("mlfgained").map(str::to_owned);
+            fail.set("nofail", g);
+        }
+    } else if fail.truthy("nofail") {
+        nf |= 1;
+    }
+    if fail.pop("mlfforget").is_some_and(|v| !v.is_empty()) {
+        nf |= 2;
+    }
+    let users;
+    let mut target: Fields;
+    let aliased;
+    if let Some(p) = pos {
+        let mut g = std::mem::take(&mut state.mlfid[p].2);
+        users = update_users(&mut g, fail.get("user"));
+        if g.pop("nofail").is_some_and(|v| !v.is_empty()) {
+            nf |= 4;
+        }
+        if g.pop("mlfgained").is_some_and(|v| !v.is_empty()) {
+            nf |= 4;
+        }
+        if nf & 8 != 0 {
+            g.pending = false;
+        }
+        if nf & 4 == 0 && !g.pending {
+            g.matches = None;
+        }
+        for (k, v) in fail.vals.drain(..) {
+            if v.is_some() {
+                g.set_arc(&k, v);
+            }
+        }
+        target = g;
+        if nf & 2 != 0 {
+            state.mlfid.remove(p);
+            aliased = false;
+        } else {
+            aliased = true;
+        }
+    } else if nf & 2 == 0 {
+        let user = fail.get("user").map(str::to_owned);
+        users = update_users(&mut fail, user.as_deref());
+        target = fail;
+        // Bounded: when full, drop the oldest entries (expired or not), as fail2ban does.
+        if state.mlfid.len() >= MLFID_CACHE_SIZE {
+            while let Some(e) = state.mlfid.pop_front() {
+                if e.1 > now && state.mlfid.len() < MLFID_CACHE_SIZE {
+                    break;
+                }
+            }
+        }
+        state.mlfid.retain(|e| !(e.3 == h && e.0 == mlfid));
+        state.mlfid.push_back((
+            mlfid.to_owned(),
+            now + MLFID_CACHE_SECS,
+            Fields::default(),
+            h,
+        ));
+        aliased = true;
+    } else {
+        users = fail.users.clone();
+        target = fail;
+        aliased = false;
+    }
+    if std::mem::take(&mut target.pending) || users.as_ref().is_some_and(|u| u.len() > 1) {
+        target.pop("nofail");
+        target.pop("mlfgained");
+        nf &= !(8 | 1);
+    }
+    if nf & 1 == 0 {
+        let mut m = target.nofail_matches.take().unwrap_or_default();
+        m.extend(target.matches.take().unwrap_or_default());
+        if nf & 8 == 0 {
+            m.extend(matched);
+        }
+        target.matches = Some(m);
+    } else if nf & 3 == 1 {
+        let mut m = target.nofail_matches.take().unwrap_or_default();
+        m.extend(matched);
+        target.nofail_matches = Some(m);
+    }
+    if aliased {
+        if let Some(e) = state.mlfid.iter_mut().find(|e| e.3 == h && e.0 == mlfid) {
+            e.2 = target.clone();
+        }
+    }
+    (target, aliased)
+}
+
+/// A hash of an MLFID, compared before the string in cache look-ups.
+fn key_hash(s: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
+fn update_users(f: &mut Fields, user: Option<&str>) -> Option<BTreeSet<String>> {
+    if let Some(u) = user.filter(|u| !u.is_empty()) {
+        f.users
+            .get_or_insert_with(BTreeSet::new)
+            .insert(u.to_owned());
+    }
+    f.users.clone()
+}

@@ -1,0 +1,645 @@
+//! A backtracking matcher with Python `re` semantics, for the few fail2ban patterns that
+//! need look-around, back-references or conditional groups. Leftmost search, alternatives
+//! and quantifiers in Python's priority order, captures restored on backtracking (so a
+//! conditional sees exactly what Python sees), and a step limit per search: a line that
+//! would take more steps is reported as not matching and counted by the caller.
+
+use super::parse::{fixed_width, Class, ClassItem, Node};
+
+#[derive(Debug, Clone)]
+enum Inst {
+    Char(char),
+    CharI(char),
+    Any,
+    AnyNl,
+    Class(usize),
+    Start,
+    End,
+    StartLine,
+    EndLine,
+    WordB,
+    NotWordB,
+    Split(usize, usize),
+    Jmp(usize),
+    Save(usize),
+    Backref(usize, bool),
+    /// Look-around: body starts at `body`, runs until its `Match`.
+    Look {
+        ahead: bool,
+        negate: bool,
+        body: usize,
+        width: usize,
+    },
+    /// Continue if the group participated, else jump.
+    Cond(usize, usize),
+    /// Remember the position in a loop register.
+    RepStart(usize),
+    /// Fail if the loop iteration consumed nothing.
+    RepCheck(usize),
+    Match,
+}
+
+/// A compiled backtracking program.
+#[derive(Debug, Clone)]
+pub struct Prog {
+    insts: Vec<Inst>,
+    classes: Vec<Class>,
+    slots: usize,
+    regs: usize,
+    anchored: bool,
+}
+
+/// The search stopped because it exceeded the step limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepLimit;
+
+/// Steps (instructions executed) one search may take before it gives up.
+pub const STEP_LIMIT: u64 = 2_000_000;
+
+/// Upper bound on instructions after unrolling counted repetitions.
+const MAX_INSTS: usize = 200_000;
+
+struct Compiler {
+    insts: Vec<Inst>,
+    classes: Vec<Class>,
+    regs: usize,
+}
+
+fn nullable(n: &Node) -> bool {
+    match n {
+        Node::Literal { .. } | Node::Class(_) | Node::Any { .. } => false,
+        Node::Group { node, .. } => nullable(node),
+        Node::Concat(v) => v.iter().all(nullable),
+        Node::Alt(v) => v.iter().any(nullable),
+        Node::Repeat { node, min, .. } => *min == 0 || nullable(node),
+        Node::Cond { yes, no, .. } => nullable(yes) || nullable(no),
+        _ => true,
+    }
+}
+
+impl Compiler {
+    fn push(&mut self, i: Inst) -> Result<usize, String> {
+        if self.insts.len() >= MAX_INSTS {
+            return Err("pattern too large after expanding repetitions".into());
+        }
+        self.insts.push(i);
+        Ok(self.insts.len() - 1)
+    }
+
+    fn patch(&mut self, at: usize, to: usize, second: bool) {
+        match &mut self.insts[at] {
+            Inst::Split(a, b) => {
+                if second {
+                    *b = to
+                } else {
+                    *a = to
+                }
+            }
+            Inst::Jmp(a) | Inst::Cond(_, a) => *a = to,
+            _ => {}
+        }
+    }
+
+    fn node(&mut self, n: &Node) -> Result<(), String> {
+        match n {
+            Node::Empty => {}
+            Node::Literal { c, icase } => {
+                if *icase {
+                    self.push(Inst::CharI(fold(*c)))?;
+                } else {
+                    self.push(Inst::Char(*c))?;
+                }
+            }
+            Node::Class(c) => {
+                self.classes.push(c.clone());
+                self.push(Inst::Class(self.classes.len() - 1))?;
+            }
+            Node::Any { dotall } => {
+                self.push(if *dotall { Inst::AnyNl } else { Inst::Any })?;
+            }
+            Node::Start { multiline } => {
+                self.push(if *multiline {
+                    Inst::StartLine
+                } else {
+                    Inst::Start
+                })?;
+            }
+            Node::End { multiline } => {
+                self.push(if *multiline { Inst::EndLine } else { Inst::End })?;
+            }
+            Node::StartText => {
+                self.push(Inst::Start)?;
+            }
+            Node::EndText => {
+                self.push(Inst::End)?;
+            }
+            Node::WordBoundary => {
+                self.push(Inst::WordB)?;
+            }
+            Node::NotWordBoundary => {
+                self.push(Inst::NotWordB)?;
+            }
+            Node::Group { index, node } => {
+                if let Some(i) = index {
+                    self.push(Inst::Save(2 * i))?;
+                    self.node(node)?;
+                    self.push(Inst::Save(2 * i + 1))?;
+                } else {
+                    self.node(node)?;
+                }
+            }
+            Node::Concat(v) => {
+                for x in v {
+                    self.node(x)?;
+                }
+            }
+            Node::Alt(v) => {
+                let mut jumps = Vec::new();
+                for (k, x) in v.iter().enumerate() {
+                    if k + 1 < v.len() {
+                        let split = self.push(Inst::Split(0, 0))?;
+                        self.patch(split, split + 1, false);
+                        self.node(x)?;
+                        jumps.push(self.push(Inst::Jmp(0))?);
+                        let next = self.insts.len();
+                        self.patch(split, next, true);
+                    } else {
+                        self.node(x)?;
+                    }
+                }
+                let end = self.insts.len();
+                for j in jumps {
+                    self.patch(j, end, false);
+                }
+            }
+            Node::Repeat {
+                node,
+                min,
+                max,
+                greedy,
+            } => {
+                for _ in 0..*min {
+                    self.node(node)?;
+                }
+                match max {
+                    None => {
+                        let check = nullable(node);
+                        let reg = self.regs;
+                        if check {
+                            self.regs += 1;
+                        }
+                        let split = self.push(Inst::Split(0, 0))?;
+                        let body = self.insts.len();
+                        if check {
+                            self.push(Inst::RepStart(reg))?;
+                        }
+                        self.node(node)?;
+                        if check {
+                            self.push(Inst::RepCheck(reg))?;
+                        }
+                        self.push(Inst::Jmp(split))?;
+                        let exit = self.insts.len();
+                        if *greedy {
+                            self.insts[split] = Inst::Split(body, exit);
+                        } else {
+                            self.insts[split] = Inst::Split(exit, body);
+                        }
+                    }
+                    Some(mx) => {
+                        let mut splits = Vec::new();
+                        for _ in *min..*mx {
+                            let split = self.push(Inst::Split(0, 0))?;
+                            splits.push(split);
+                            self.node(node)?;
+                        }
+                        let exit = self.insts.len();
+                        for s in splits {
+                            self.insts[s] = if *greedy {
+                                Inst::Split(s + 1, exit)
+                            } else {
+                                Inst::Split(exit, s + 1)
+                            };
+                        }
+                    }
+                }
+            }
+            Node::Backref { group, icase } => {
+                self.push(Inst::Backref(*group, *icase))?;
+            }
+            Node::Look {
+                ahead,
+                negate,
+                node,
+            } => {
+                let width = if *ahead {
+                    0
+                } else {
+                    fixed_width(node).ok_or("look-behind requires fixed-width pattern")?
+                };
+                let at = self.push(Inst::Look {
+                    ahead: *ahead,
+                    negate: *negate,
+                    body: 0,
+                    width,
+                })?;
+                let jmp = self.push(Inst::Jmp(0))?;
+                let body = self.insts.len();
+                self.node(node)?;
+                self.push(Inst::Match)?;
+                let after = self.insts.len();
+                self.patch(jmp, after, false);
+                if let Inst::Look { body: b, .. } = &mut self.insts[at] {
+                    *b = body;
+                }
+            }
+            Node::Cond { group, yes, no } => {
+                let c = self.push(Inst::Cond(*group, 0))?;
+                self.node(yes)?;
+                let j = self.push(Inst::Jmp(0))?;
+                let no_at = self.insts.len();
+                self.patch(c, no_at, false);
+                self.node(no)?;
+                let end = self.insts.len();
+                self.patch(j, end, false);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn fold(c: char) -> char {
+    if c.is_ascii() {
+        c.to_ascii_lowercase()
+    } else {
+        c.to_lowercase().next().unwrap_or(c)
+    }
+}
+
+/// Python's `\w` for `str` patterns: alphanumeric or underscore.
+pub fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+fn is_digit(c: char) -> bool {
+    c.is_ascii_digit() || (!c.is_ascii() && c.is_numeric())
+}
+
+fn is_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+fn class_has(cl: &Class, c: char) -> bool {
+    let test = |c: char| {
+        cl.items.iter().any(|it| match *it {
+            ClassItem::Range(lo, hi) => lo <= c && c <= hi,
+            ClassItem::Digit(n) => is_digit(c) != n,
+            ClassItem::Word(n) => is_word(c) != n,
+            ClassItem::Space(n) => is_space(c) != n,
+        })
+    };
+    let hit = test(c)
+        || (cl.icase && {
+            let l = fold(c);
+            let u = c.to_uppercase().next().unwrap_or(c);
+            test(l) || test(u)
+        });
+    hit != cl.negated
+}
+
+impl Prog {
+    /// Compiles a parsed pattern with `groups` capture groups.
+    pub fn compile(node: &Node, groups: usize) -> Result<Self, String> {
+        let mut c = Compiler {
+            insts: Vec::new(),
+            classes: Vec::new(),
+            regs: 0,
+        };
+        c.push(Inst::Save(0))?;
+        c.node(node)?;
+        c.push(Inst::Save(1))?;
+        c.push(Inst::Match)?;
+        let anchored = starts_anchored(node);
+        Ok(Prog {
+            insts: c.insts,
+            classes: c.classes,
+            slots: 2 * (groups + 1),
+            regs: c.regs,
+            anchored,
+        })
+    }
+
+    /// Searches `text[..end]` from `start`; fills `slots` (byte offsets, 2 per group).
+    pub fn search(
+        &self,
+        text: &str,
+        start: usize,
+        end: usize,
+        slots: &mut Vec<Option<usize>>,
+    ) -> Result<bool, StepLimit> {
+        let text = &text[..end];
+        let mut stack = SCRATCH.with(|c| std::mem::take(&mut *c.borrow_mut()));
+        stack.clear();
+        let mut m = Machine {
+            prog: self,
+            text,
+            steps: 0,
+            slots: vec![None; self.slots],
+            regs: vec![0; self.regs],
+            stack,
+        };
+        let r = self.search_with(&mut m, start, slots);
+        let stack = std::mem::take(&mut m.stack);
+        SCRATCH.with(|c| *c.borrow_mut() = stack);
+        r
+    }
+
+    fn search_with(
+        &self,
+        m: &mut Machine<'_>,
+        start: usize,
+        slots: &mut Vec<Option<usize>>,
+    ) -> Result<bool, StepLimit> {
+        let text = m.text;
+        let mut pos = start;
+        loop {
+            m.slots.iter_mut().for_each(|s| *s = None);
+            if m.run(0, pos, Mode::Top)?.is_some() {
+                slots.clear();
+                slots.extend_from_slice(&m.slots);
+                return Ok(true);
+            }
+            if self.anchored || pos >= text.len() {
+                return Ok(false);
+            }
+            pos += text[pos..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+}
+
+fn starts_anchored(n: &Node) -> bool {
+    match n {
+        Node::Start { multiline: false } | Node::StartText => true,
+        Node::Concat(v) => v.first().is_some_and(starts_anchored),
+        Node::Group { node, .. } => starts_anchored(node),
+        Node::Alt(v) => !v.is_empty() && v.iter().all(starts_anchored),
+        _ => false,
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Top,
+    Keep,
+    Undo,
+}
+
+thread_local! {
+    /// The backtracking stack, reused between searches on this thread.
+    static SCRATCH: std::cell::RefCell<Vec<Frame>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+enum Frame {
+    Branch(usize, usize),
+    Slot(usize, Option<usize>),
+    Reg(usize, usize),
+}
+
+struct Machine<'a> {
+    prog: &'a Prog,
+    text: &'a str,
+    steps: u64,
+    slots: Vec<Option<usize>>,
+    regs: Vec<usize>,
+    stack: Vec<Frame>,
+}
+
+impl Machine<'_> {
+    #[inline]
+    fn prev_char(&self, pos: usize) -> Option<char> {
+        match pos.checked_sub(1).and_then(|p| self.text.as_bytes().get(p)) {
+            Some(&b) if b < 0x80 => Some(b as char),
+            Some(_) => self.text[..pos].chars().next_back(),
+            None => None,
+        }
+    }
+    #[inline]
+    fn next_char(&self, pos: usize) -> Option<char> {
+        match self.text.as_bytes().get(pos) {
+            Some(&b) if b < 0x80 => Some(b as char),
+            Some(_) => self.text[pos..].chars().next(),
+            None => None,
+        }
+    }
+    fn at_word_boundary(&self, pos: usize) -> bool {
+        self.prev_char(pos).is_some_and(is_word) != self.next_char(pos).is_some_and(is_word)
+    }
+
+    /// Runs from `pc` at `pos`; returns the end position of the first match. The stack
+    /// below the current base is left as it was.
+    fn run(&mut self, pc: usize, pos: usize, mode: Mode) -> Result<Option<usize>, StepLimit> {
+        let base = self.stack.len();
+        self.stack.push(Frame::Branch(pc, pos));
+        while self.stack.len() > base {
+            let Some(frame) = self.stack.pop() else { break };
+            let (mut pc, mut pos) = match frame {
+                Frame::Branch(pc, pos) => (pc, pos),
+                Frame::Slot(s, v) => {
+                    self.slots[s] = v;
+                    continue;
+                }
+                Frame::Reg(r, v) => {
+                    self.regs[r] = v;
+                    continue;
+                }
+            };
+            loop {
+                self.steps += 1;
+                if self.steps > STEP_LIMIT {
+                    self.stack.truncate(base);
+                    return Err(StepLimit);
+                }
+                let ok = match self.prog.insts[pc] {
+                    Inst::Match => {
+                        match mode {
+                            // Drop the alternatives: captures stay.
+                            Mode::Top => self.stack.truncate(base),
+                            // Drop the alternatives but keep the capture undo records,
+                            // so the caller's backtracking restores them.
+                            Mode::Keep => {
+                                let mut w = base;
+                                for r in base..self.stack.len() {
+                                    if !matches!(self.stack[r], Frame::Branch(..)) {
+                                        self.stack.swap(w, r);
+                                        w += 1;
+                                    }
+                                }
+                                self.stack.truncate(w);
+                            }
+                            // Undo every capture made inside.
+                            Mode::Undo => {
+                                while self.stack.len() > base {
+                                    match self.stack.pop() {
+                                        Some(Frame::Slot(s, v)) => self.slots[s] = v,
+                                        Some(Frame::Reg(r, v)) => self.regs[r] = v,
+                                        _ => {}
+                                    }
+                                }
+                            }
+                        }
+                        return Ok(Some(pos));
+                    }
+                    Inst::Char(c) => match self.next_char(pos) {
+                        Some(x) if x == c => {
+                            pos += x.len_utf8();
+                            true
+                        }
+                        _ => false,
+                    },
+                    Inst::CharI(c) => match self.next_char(pos) {
+                        Some(x) if fold(x) == c => {
+                            pos += x.len_utf8();
+                            true
+                        }
+                        _ => false,
+                    },
+                    Inst::Any => match self.next_char(pos) {
+                        Some(x) if x != '\n' => {
+                            pos += x.len_utf8();
+                            true
+                        }
+                        _ => false,
+                    },
+                    Inst::AnyNl => match self.next_char(pos) {
+                        Some(x) => {
+                            pos += x.len_utf8();
+                            true
+                        }
+                        None => false,
+                    },
+                    Inst::Class(i) => match self.next_char(pos) {
+                        Some(x) if class_has(&self.prog.classes[i], x) => {
+                            pos += x.len_utf8();
+                            true
+                        }
+                        _ => false,
+                    },
+                    Inst::Start => pos == 0,
+                    Inst::End => pos == self.text.len(),
+                    Inst::StartLine => pos == 0 || self.prev_char(pos) == Some('\n'),
+                    Inst::EndLine => pos == self.text.len() || self.next_char(pos) == Some('\n'),
+                    Inst::WordB => self.at_word_boundary(pos),
+                    Inst::NotWordB => !self.at_word_boundary(pos),
+                    Inst::Split(a, b) => {
+                        self.stack.push(Frame::Branch(b, pos));
+                        pc = a;
+                        continue;
+                    }
+                    Inst::Jmp(a) => {
+                        pc = a;
+                        continue;
+                    }
+                    Inst::Save(s) => {
+                        self.stack.push(Frame::Slot(s, self.slots[s]));
+                        self.slots[s] = Some(pos);
+                        true
+                    }
+                    Inst::Backref(g, icase) => {
+                        match (
+                            self.slots.get(2 * g).copied(),
+                            self.slots.get(2 * g + 1).copied(),
+                        ) {
+                            (Some(Some(s)), Some(Some(e))) => {
+                                let want = &self.text[s..e];
+                                let have = &self.text[pos..];
+                                if icase {
+                                    let mut hc = have.chars();
+                                    let mut n = 0;
+                                    let mut good = true;
+                                    for w in want.chars() {
+                                        match hc.next() {
+                                            Some(h) if fold(h) == fold(w) => n += h.len_utf8(),
+                                            _ => {
+                                                good = false;
+                                                break;
+                                            }
+                                        }
+                                    }
+                                    if good {
+                                        pos += n;
+                                    }
+                                    good
+                                } else if have.starts_with(want) {
+                                    pos += want.len();
+                                    true
+                                } else {
+                                    false
+                                }
+                            }
+                            _ => false,
+                        }
+                    }
+                    Inst::Look {
+                        ahead,
+                        negate,
+                        body,
+                        width,
+                    } => {
+                        let from = if ahead {
+                            Some(pos)
+                        } else {
+                            let mut p = pos;
+                            let mut ok = true;
+                            for _ in 0..width {
+                                match self.prev_char(p) {
+                                    Some(c) => p -= c.len_utf8(),
+                                    None => {
+                                        ok = false;
+                                        break;
+                                    }
+                                }
+                            }
+                            ok.then_some(p)
+                        };
+                        let found = match from {
+                            Some(p) => {
+                                // A positive look-around keeps its captures (restorable on
+                                // backtracking); a negative one keeps none. A look-behind
+                                // body is fixed-width, so a match from `p` ends at `pos`.
+                                let mode = if negate { Mode::Undo } else { Mode::Keep };
+                                self.run(body, p, mode)?.is_some()
+                            }
+                            None => false,
+                        };
+                        if found != negate {
+                            pc += 1;
+                            continue;
+                        }
+                        false
+                    }
+                    Inst::Cond(g, no) => {
+                        let set = matches!(
+                            (self.slots.get(2 * g), self.slots.get(2 * g + 1)),
+                            (Some(Some(_)), Some(Some(_)))
+                        );
+                        if !set {
+                            pc = no;
+                            continue;
+                        }
+                        true
+                    }
+                    Inst::RepStart(r) => {
+                        self.stack.push(Frame::Reg(r, self.regs[r]));
+                        self.regs[r] = pos;
+                        true
+                    }
+                    Inst::RepCheck(r) => self.regs[r] != pos,
+                };
+                if !ok {
+                    break;
+                }
+                pc += 1;
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,223 @@
+//! Python `re` patterns in Rust: parsed once, then run on the `regex` crate (linear time)
+//! when the pattern's meaning allows, or on our own backtracking matcher (with a step
+//! limit) when it uses look-around, back-references or conditional groups.
+
+pub mod backtrack;
+pub mod emit;
+pub mod parse;
+
+use std::collections::HashMap;
+
+use backtrack::{Prog, StepLimit};
+
+/// Which engine runs a pattern.
+#[derive(Debug, Clone)]
+enum Engine {
+    Linear(regex::Regex),
+    Backtrack(Box<Prog>),
+}
+
+/// A compiled Python pattern.
+#[derive(Debug, Clone)]
+pub struct PyRegex {
+    engine: Engine,
+    groups: usize,
+    names: HashMap<String, usize>,
+    source: String,
+}
+
+/// Capture positions of one match: `slots[2*g]..slots[2*g+1]` for group `g`.
+#[derive(Debug, Clone, Default)]
+pub struct Caps {
+    slots: Vec<Option<usize>>,
+}
+
+impl Caps {
+    /// The span of group `g`, if it participated.
+    pub fn get(&self, g: usize) -> Option<(usize, usize)> {
+        match (self.slots.get(2 * g)?, self.slots.get(2 * g + 1)?) {
+            (Some(s), Some(e)) => Some((*s, *e)),
+            _ => None,
+        }
+    }
+}
+
+/// The outcome of a search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Search {
+    /// No match.
+    NoMatch,
+    /// A match; the captures are in the `Caps` passed in.
+    Match,
+    /// The backtracking matcher gave up (step limit); treated as no match.
+    Limit,
+}
+
+impl PyRegex {
+    /// Compiles `pattern` with Python's syntax; `multiline` is `re.MULTILINE`.
+    pub fn new(pattern: &str, multiline: bool) -> Result<Self, String> {
+        let parsed = parse::parse(pattern, multiline)?;
+        let engine = if parse::needs_backtracking(&parsed.node) {
+            Engine::Backtrack(Box::new(Prog::compile(&parsed.node, parsed.groups)?))
+        } else {
+            let mut out = String::new();
+            emit::emit(&parsed.node, &mut out);
+            let re = regex::RegexBuilder::new(&out)
+                .size_limit(64 << 20)
+                .dfa_size_limit(16 << 20)
+                .build()
+                .map_err(|e| format!("cannot translate {pattern:?}: {e}"))?;
+            Engine::Linear(re)
+        };
+        Ok(PyRegex {
+            engine,
+            groups: parsed.groups,
+            names: parsed.names,
+            source: pattern.to_owned(),
+        })
+    }
+
+    /// The pattern as given.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether this pattern runs on the backtracking matcher.
+    pub fn is_backtracking(&self) -> bool {
+        matches!(self.engine, Engine::Backtrack(_))
+    }
+
+    /// Number of capture groups.
+    pub fn groups(&self) -> usize {
+        self.groups
+    }
+
+    /// Group names and their indices.
+    pub fn names(&self) -> &HashMap<String, usize> {
+        &self.names
+    }
+
+    /// The index of group `name`.
+    pub fn group_index(&self, name: &str) -> Option<usize> {
+        self.names.get(name).copied()
+    }
+
+    /// The `regex` crate pattern, when this runs on the linear engine.
+    pub fn linear(&self) -> Option<&regex::Regex> {
+        match &self.engine {
+            Engine::Linear(r) => Some(r),
+            Engine::Backtrack(_) => None,
+        }
+    }
+
+    /// Python's `pattern.search(text, start, end)`.
+    pub fn search_in(&self, text: &str, start: usize, end: usize, caps: &mut Caps) -> Search {
+        match &self.engine {
+            Engine::Linear(re) => {
+                let hay = &text[..end];
+                let mut locs = re.capture_locations();
+                if re.captures_read_at(&mut locs, hay, start).is_none() {
+                    return Search::NoMatch;
+                }
+                caps.slots.clear();
+                for g in 0..=self.groups {
+                    match locs.get(g) {
+                        Some((s, e)) => {
+                            caps.slots.push(Some(s));
+                            caps.slots.push(Some(e));
+                        }
+                        None => {
+                            caps.slots.push(None);
+                            caps.slots.push(None);
+                        }
+                    }
+                }
+                Search::Match
+            }
+            Engine::Backtrack(p) => match p.search(text, start, end, &mut caps.slots) {
+                Ok(true) => Search::Match,
+                Ok(false) => Search::NoMatch,
+                Err(StepLimit) => Search::Limit,
+            },
+        }
+    }
+
+    /// Python's `pattern.search(text)`.
+    pub fn search(&self, text: &str, caps: &mut Caps) -> Search {
+        self.search_in(text, 0, text.len(), caps)
+    }
+
+    /// Whether the pattern matches anywhere in `text` (no captures).
+    pub fn is_match(&self, text: &str) -> bool {
+        match &self.engine {
+            Engine::Linear(re) => re.is_match(text),
+            Engine::Backtrack(_) => {
+                let mut c = Caps::default();
+                self.search(text, &mut c) == Search::Match
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find(p: &str, t: &str) -> Option<Vec<Option<String>>> {
+        let re = PyRegex::new(p, false).unwrap();
+        let mut c = Caps::default();
+        (re.search(t, &mut c) == Search::Match).then(|| {
+            (0..=re.groups())
+                .map(|g| c.get(g).map(|(s, e)| t[s..e].to_owned()))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn python_dialect_is_translated() {
+        assert!(find(r"a{,2}b", "aab").is_some());
+        assert_eq!(find(r"x{a}", "x{a}").unwrap()[0].as_deref(), Some("x{a}"));
+        assert!(find(r"[^[]*\[", "ab[").is_some());
+        assert!(find(r"\<W\>", "<W>").is_some());
+        assert!(find(r"^abc$", "abc").is_some());
+        assert!(!PyRegex::new(r"^abc$", false).unwrap().is_backtracking());
+    }
+
+    #[test]
+    fn conditional_groups_follow_python_backtracking() {
+        let p = r"for (?P<inv>invalid user )?(?P<u>\S+)|(?(inv)X|Y) from";
+        assert!(PyRegex::new(p, false).unwrap().is_backtracking());
+        let m = find(p, "for invalid user bob from").unwrap();
+        assert_eq!(m[1].as_deref(), Some("invalid user "));
+        assert_eq!(m[2].as_deref(), Some("bob"));
+        // the second alternative with the group unset after backtracking:
+        let m = find(r"^(?:(a)b|c)(?(1)x|y)", "cy").unwrap();
+        assert_eq!(m[1], None);
+    }
+
+    #[test]
+    fn lookaround_and_backrefs_work() {
+        assert!(find(r"foo(?!bar)", "foobar").is_none());
+        assert!(find(r"foo(?!bar)", "foobaz").is_some());
+        assert!(find(r"(?<=\[)\d+", "[123]").is_some());
+        assert!(find(r"(?<!\[)\b\d+", "[123]").is_none());
+        assert!(find(r"(?P<s>[-/])\d(?P=s)", "1-2-3").is_some());
+        assert!(find(r"(?P<s>[-/])\d(?P=s)", "1-2/3").is_none());
+    }
+
+    #[test]
+    fn word_edge_lookaheads_stay_linear() {
+        let re = PyRegex::new(r"(?=^|\b|\W)\d+(?=\b|\W|$)", false).unwrap();
+        assert!(!re.is_backtracking());
+        assert!(re.is_match("x 12 y"));
+        assert!(!re.is_match("x12y"));
+    }
+
+    #[test]
+    fn step_limit_stops_catastrophic_patterns() {
+        let re = PyRegex::new(r"^(a+)+(?!x)b", false).unwrap();
+        let text = "a".repeat(40);
+        let mut c = Caps::default();
+        assert_eq!(re.search(&text, &mut c), Search::Limit);
+    }
+}
