@@ -119,7 +119,7 @@ enum FilterCommand {
 pub enum Show {
     /// Lines that yielded a failure.
     Matched,
-    /// Lines no pattern matched.
+    /// Lines no failure pattern matched.
     Missed,
     /// Lines an ignore pattern vetoed.
     Ignored,
@@ -144,7 +144,10 @@ impl TimeArgs {
 
 #[derive(Debug, Args)]
 pub struct FilterTestArgs {
-    /// A built-in filter name (see `rampart filter list`) or a path to a filter file.
+    /// A built-in filter name (see `rampart filter list`) or a path to a filter file, with
+    /// parameters in brackets (`sshd[mode=aggressive]`); several, comma-separated
+    /// (`sshd,sshd[mode=ddos]`), run together over the log as the daemon runs the jails of
+    /// one source.
     pub filter: String,
     /// The log file to read (`-` for standard input).
     pub logfile: PathBuf,
