@@ -452,9 +452,11 @@ fn substitute(regex: &str, values: &BTreeMap<&str, Value>) -> Result<Option<Stri
         };
         let name = &after[..end];
         match values.get(name) {
-            None => return Err(format!(
+            None => {
+                return Err(format!(
                 "%{{{name}}} names no parameter of this filter (declare it under [params.{name}])"
-            )),
+            ))
+            }
             Some(Value::Choice(v)) => out.push_str(&regex_syntax::escape(v)),
             Some(Value::Regex(v)) => {
                 out.push_str("(?:");

@@ -18,7 +18,7 @@
 //! |---|---|
 //! | none | counts |
 //! | `opens` | counts, and marks the attempt counted |
-//! | `pending` | folded if the attempt counted; else held (replacing a held one) |
+//! | `pending` | folded if the attempt counted; else held (replacing a held one of the same user; a held one of another user counts) |
 //! | `closes` | folded if the attempt counted, else counts; ends the attempt |
 //! | `ends` | counts the held failure if any; else counts itself if nothing of the connection counted, else folded |
 //! | `succeeds` (note) | drops the held failure |
@@ -95,7 +95,7 @@ pub struct Event<'a> {
 pub struct FilterStats {
     /// Lines that passed the prefilter.
     pub candidates: u64,
-    /// Failures per pattern (notes count in their pattern's slot too).
+    /// Lines each pattern matched (whatever came of them: counted, folded, held, note).
     pub per_pattern: Vec<u64>,
     /// Failures emitted.
     pub failures: u64,
@@ -141,6 +141,8 @@ struct Slot {
 struct Held {
     pattern: usize,
     addr: Option<IpAddr>,
+    /// A hash of the `user` capture, to tell two users' attempts apart.
+    user: Option<u64>,
 }
 
 /// What a filter knows about one connection.
@@ -363,13 +365,12 @@ fn judge<'a>(
                 stats.unattributed += 1;
                 EventKind::Unattributed
             }
-            (PatternKind::Failure, Some(_)) => counted(stats, hit.pattern, time),
+            (PatternKind::Failure, Some(_)) => counted(stats, time),
         };
-        if kind == EventKind::Note {
-            stats.per_pattern[hit.pattern] += 1;
-        }
+        stats.per_pattern[hit.pattern] += 1;
         return Some(event(fi, hit.pattern, kind, hit.addr, time, hit.user));
     };
+    stats.per_pattern[hit.pattern] += 1;
     let role = slot.filter.patterns()[hit.pattern].attempt;
     let secs = time.map(|t| t.as_secs());
     let (st, evicted) = slot.conns.entry(conn, secs);
@@ -443,76 +444,73 @@ fn judge<'a>(
             }
         }
     };
-    let (pattern, kind, addr) = match step {
-        Step::Note => {
-            stats.per_pattern[hit.pattern] += 1;
-            (hit.pattern, EventKind::Note, addr)
-        }
+    // The event is about this line's own match, or about an earlier held failure (whose
+    // user capture is gone with its line).
+    let (pattern, kind, addr, own) = match step {
+        Step::Note => (hit.pattern, EventKind::Note, addr, true),
         Step::Fold => {
             stats.folded += 1;
-            (hit.pattern, EventKind::Folded, addr)
+            (hit.pattern, EventKind::Folded, addr, true)
         }
-        Step::Count | Step::Hold if addr.is_none() => {
-            // No address yet: held until a line of the connection names it.
-            hold(
-                st,
-                stats,
-                Held {
-                    pattern: hit.pattern,
-                    addr: None,
-                },
-            );
-            (hit.pattern, EventKind::Held, None)
+        Step::Hold | Step::Count if matches!(step, Step::Hold) || addr.is_none() => {
+            // Held for a later decision, or (no address yet) until a line of the
+            // connection names the address.
+            let h = Held {
+                pattern: hit.pattern,
+                addr,
+                user: hit.user.map(user_hash),
+            };
+            match hold(st, stats, h) {
+                Some(old) => {
+                    st.any_counted = true;
+                    (old.pattern, counted(stats, time), old.addr, false)
+                }
+                None => (hit.pattern, EventKind::Held, addr, true),
+            }
         }
-        Step::Hold => {
-            hold(
-                st,
-                stats,
-                Held {
-                    pattern: hit.pattern,
-                    addr,
-                },
-            );
-            (hit.pattern, EventKind::Held, addr)
-        }
-        Step::Count => {
+        Step::Count | Step::Hold => {
             st.held = None;
             st.any_counted = true;
-            (hit.pattern, counted(stats, hit.pattern, time), addr)
+            (hit.pattern, counted(stats, time), addr, true)
         }
         Step::Release(h) => match h.addr.or(addr) {
             Some(a) => {
                 st.any_counted = true;
-                (h.pattern, counted(stats, h.pattern, time), Some(a))
+                (h.pattern, counted(stats, time), Some(a), false)
             }
             None => {
                 st.held = Some(h);
-                (hit.pattern, EventKind::Note, None)
+                (hit.pattern, EventKind::Note, None, true)
             }
         },
     };
-    let user = if pattern == hit.pattern {
-        hit.user
-    } else {
-        None
-    };
+    let user = if own { hit.user } else { None };
     Some(event(fi, pattern, kind, addr, time, user))
 }
 
-/// Holds a failure on its connection, replacing (and counting) an earlier held one.
-fn hold(st: &mut Conn, stats: &mut FilterStats, h: Held) {
-    if let Some(old) = st.held.replace(h) {
-        if old.addr.is_none() {
-            stats.unattributed += 1;
-        } else {
-            stats.forgiven += 1;
-        }
-    }
+/// Holds a failure on its connection. An earlier held failure of another user (both
+/// known, the earlier with an address) is returned to be counted on this line: two users
+/// mean two attempts. Otherwise it is replaced (the same attempt logged again).
+fn hold(st: &mut Conn, stats: &mut FilterStats, h: Held) -> Option<Held> {
     stats.held += 1;
+    let old = st.held.replace(h)?;
+    match (old.user, h.user, old.addr) {
+        (Some(a), Some(b), Some(_)) if a != b => return Some(old),
+        (_, _, None) => stats.unattributed += 1,
+        _ => stats.forgiven += 1,
+    }
+    None
 }
 
-/// Counts a failure of `pattern` (or a line without a time).
-fn counted(stats: &mut FilterStats, pattern: usize, time: Option<Timestamp>) -> EventKind {
+/// A cheap hash of a user name (FNV-1a); equal names give equal hashes.
+fn user_hash(user: &[u8]) -> u64 {
+    user.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Counts a failure (or a line without a time).
+fn counted(stats: &mut FilterStats, time: Option<Timestamp>) -> EventKind {
     match time {
         None => {
             stats.no_time += 1;
@@ -520,7 +518,6 @@ fn counted(stats: &mut FilterStats, pattern: usize, time: Option<Timestamp>) -> 
         }
         Some(_) => {
             stats.failures += 1;
-            stats.per_pattern[pattern] += 1;
             EventKind::Failure
         }
     }
@@ -690,6 +687,38 @@ regex = 'gone <HOST>$'
         );
         assert_eq!(got[4].2, ip("198.51.100.4"));
         assert_eq!(sc.filter_stats(0).forgiven, 1);
+    }
+
+    #[test]
+    fn held_failures_of_two_users_are_two_attempts() {
+        const USERS: &str = r#"
+prefix = '^(?P<conn>c\d+): '
+[[failure]]
+id = "pam"
+attempt = "pending"
+regex = 'pam failure user=(?P<user>\S+) rhost=<HOST>$'
+"#;
+        let f = Arc::new(Filter::from_toml("t", "t.toml", USERS).unwrap());
+        let now = Timestamp::parse_rfc3339("2026-11-25T00:00:00Z").unwrap();
+        let mut sc = Scanner::new(
+            vec![f],
+            TimeParser::new(FormatChoice::Auto, Zone::utc(), now),
+            false,
+        );
+        let mut got = Vec::new();
+        for line in [
+            "2026-11-21T01:00:00Z c9: pam failure user=root rhost=198.51.100.9",
+            "2026-11-21T01:00:01Z c9: pam failure user=root rhost=198.51.100.9",
+            "2026-11-21T01:00:02Z c9: pam failure user=admin rhost=198.51.100.9",
+        ] {
+            sc.scan(line.as_bytes(), |e| got.push(e.kind));
+        }
+        assert_eq!(got, [Held, Held, Failure]);
+        assert_eq!(
+            sc.filter_stats(0).forgiven,
+            1,
+            "the repeat of root's attempt"
+        );
     }
 
     #[test]
