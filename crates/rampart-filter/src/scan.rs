@@ -31,6 +31,7 @@
 //! afresh (process ids are reused).
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -158,20 +159,49 @@ struct Conn {
     seen: Option<i64>,
 }
 
-/// Bounded map from connection id to its state (FIFO eviction).
+/// Bounded map from connection id to its state (FIFO eviction). Keyed by a keyed SipHash
+/// of the id (one hash per line; the map itself does not hash again), with the id kept
+/// beside the state: a 64-bit collision with a random key is treated as a new connection.
 #[derive(Debug, Default)]
 struct Connections {
-    map: HashMap<Box<[u8]>, Conn>,
-    order: VecDeque<Box<[u8]>>,
+    hasher: std::hash::RandomState,
+    map: HashMap<u64, (Box<[u8]>, Conn), BuildHasherDefault<PreHashed>>,
+    order: VecDeque<u64>,
+}
+
+/// A hasher for keys that are hashes already.
+#[derive(Debug, Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed here; fold anything else in anyway.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl Connections {
     /// The state of `conn`, created (and aged) as needed; the flag says an old entry had
     /// to be evicted to make room.
     fn entry(&mut self, conn: &[u8], now: Option<i64>) -> (&mut Conn, bool) {
+        let h = self.hasher.hash_one(conn);
         let mut evicted = false;
-        if !self.map.contains_key(conn) {
-            if self.map.len() >= MAX_CONNECTIONS {
+        let fresh = match self.map.get(&h) {
+            Some((key, _)) => **key != *conn,
+            None => true,
+        };
+        if fresh {
+            if !self.map.contains_key(&h) && self.map.len() >= MAX_CONNECTIONS {
                 // The order queue may hold keys already gone; pop until one is removed.
                 while let Some(old) = self.order.pop_front() {
                     if self.map.remove(&old).is_some() {
@@ -180,13 +210,13 @@ impl Connections {
                     }
                 }
             }
-            let key: Box<[u8]> = conn.into();
-            self.order.push_back(key.clone());
-            self.map.insert(key, Conn::default());
+            if self.map.insert(h, (conn.into(), Conn::default())).is_none() {
+                self.order.push_back(h);
+            }
         }
-        let state = self
+        let (_, state) = self
             .map
-            .get_mut(conn)
+            .get_mut(&h)
             .expect("the entry was inserted above if it was missing");
         if let (Some(now), Some(seen)) = (now, state.seen) {
             if now - seen > CONNECTION_TTL_SECS {
@@ -197,6 +227,11 @@ impl Connections {
             state.seen = now;
         }
         (state, evicted)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.len()
     }
 }
 
@@ -781,6 +816,6 @@ regex = 'pam failure user=(?P<user>\S+) rhost=<HOST>$'
         );
         assert_eq!(got[0].1, "closed");
         assert_eq!(got[1].1, "pam");
-        assert!(sc.slots[0].conns.map.len() <= MAX_CONNECTIONS);
+        assert!(sc.slots[0].conns.len() <= MAX_CONNECTIONS);
     }
 }
