@@ -1,9 +1,10 @@
 //! Running filters over the lines of one log source.
 //!
-//! Per line: each filter's literal prefilter on the raw line; only if one says "candidate"
-//! is the timestamp parsed (once per line, shared by all filters) and the filter's
-//! `RegexSet` run on the message. Non-candidate lines cost one Aho-Corasick scan per filter
-//! and allocate nothing.
+//! Per line: one literal scan for all filters together (when every filter has a
+//! prefilter), then each filter whose literals occur runs its own prefilter and pattern
+//! choice; only if one says "candidate" is the timestamp parsed (once per line, shared by
+//! all filters) and the filter's patterns run on the message. A line no filter can match
+//! costs one Aho-Corasick scan however many filters read the source, and allocates nothing.
 //!
 //! ## Connections and attempts
 //!
@@ -36,6 +37,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use rampart_core::Timestamp;
+
+use aho_corasick::{AhoCorasick, MatchKind};
 
 use crate::compile::{Filter, PatternKind, Scratch, Verdict};
 use crate::def::Attempt;
@@ -242,13 +245,98 @@ pub struct Scanner {
     slots: Vec<Slot>,
     stats: ScanStats,
     time_every_line: bool,
+    /// The literals of all filters in one automaton, when there are several filters and
+    /// each has a prefilter.
+    combined: Option<Combined>,
+}
+
+/// Most literals of all filters of a source for the combined scan (Aho-Corasick's packed
+/// SIMD searcher handles up to 64).
+const MAX_COMBINED_LITERALS: usize = 64;
+
+/// One literal scan for several filters: whose literals occur in a line? Searching
+/// leftmost-longest and restarting one byte after each hit's start finds a literal at every
+/// position where one starts; the only literals that can hide are shorter ones starting at
+/// the same position, which are prefixes of the one reported, so each literal's owner mask
+/// includes the owners of its prefixes.
+#[derive(Debug)]
+struct Combined {
+    finder: AhoCorasick,
+    /// Per literal: the bits of the filters that own it or one of its prefixes.
+    owners: Vec<u64>,
+    /// Every filter's bit.
+    all: u64,
+}
+
+impl Combined {
+    /// Built when there are 2 to 64 filters and every one has a prefilter.
+    fn new(filters: &[Arc<Filter>]) -> Option<Self> {
+        if filters.len() < 2 || filters.len() > 64 {
+            return None;
+        }
+        let mut lits: Vec<(&[u8], u64)> = Vec::new();
+        for (i, f) in filters.iter().enumerate() {
+            if !f.has_prefilter() {
+                return None;
+            }
+            for p in f.patterns() {
+                for l in p.literals.as_ref()? {
+                    lits.push((l, 1u64 << i));
+                }
+            }
+        }
+        // Beyond this many literals Aho-Corasick loses its SIMD search, and one scan per
+        // filter (each with its own SIMD prefilter) is faster.
+        if lits.len() > MAX_COMBINED_LITERALS {
+            return None;
+        }
+        let owners = lits
+            .iter()
+            .map(|(l, _)| {
+                lits.iter()
+                    .filter(|(q, _)| l.starts_with(q))
+                    .fold(0u64, |m, (_, o)| m | o)
+            })
+            .collect();
+        let finder = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(lits.iter().map(|(l, _)| l))
+            .ok()?;
+        let all = if filters.len() == 64 {
+            u64::MAX
+        } else {
+            (1u64 << filters.len()) - 1
+        };
+        Some(Self {
+            finder,
+            owners,
+            all,
+        })
+    }
+
+    /// The filters one of whose literals occurs in `line` (a superset of those that can
+    /// match it).
+    #[inline]
+    fn filters(&self, line: &[u8]) -> u64 {
+        let mut mask = 0u64;
+        let mut at = 0;
+        while at < line.len() && mask != self.all {
+            let input = aho_corasick::Input::new(line).span(at..line.len());
+            let Some(m) = self.finder.find(input) else {
+                break;
+            };
+            mask |= self.owners[m.pattern().as_usize()];
+            at = m.start() + 1;
+        }
+        mask
+    }
 }
 
 impl Scanner {
     /// A scanner for one source. With `time_every_line` the timestamp of every line is
     /// parsed (for reports on the log itself); otherwise only candidate lines pay for it.
     pub fn new(filters: Vec<Arc<Filter>>, time: TimeParser, time_every_line: bool) -> Self {
-        let slots = filters
+        let slots: Vec<Slot> = filters
             .into_iter()
             .map(|filter| Slot {
                 scratch: filter.scratch(),
@@ -260,11 +348,13 @@ impl Scanner {
                 filter,
             })
             .collect();
+        let filters: Vec<Arc<Filter>> = slots_filters(&slots);
         Self {
             time,
             slots,
             stats: ScanStats::default(),
             time_every_line,
+            combined: Combined::new(&filters),
         }
     }
 
@@ -306,7 +396,17 @@ impl Scanner {
         if self.time_every_line {
             stamp = Some(parse_time(&mut self.time, &mut self.stats, line));
         }
+        let which = match &self.combined {
+            Some(c) => c.filters(line),
+            None => u64::MAX,
+        };
+        if which == 0 {
+            return stamp.flatten().map(|s| s.time);
+        }
         for (fi, slot) in self.slots.iter_mut().enumerate() {
+            if fi < 64 && which & (1u64 << fi) == 0 {
+                continue;
+            }
             let Some(candidates) = slot.filter.candidates(line) else {
                 continue;
             };
@@ -345,7 +445,14 @@ impl Scanner {
     ) {
         self.stats.lines += 1;
         self.stats.timed += 1;
+        let which = match &self.combined {
+            Some(c) => c.filters(message),
+            None => u64::MAX,
+        };
         for (fi, slot) in self.slots.iter_mut().enumerate() {
+            if fi < 64 && which & (1u64 << fi) == 0 {
+                continue;
+            }
             let Some(candidates) = slot.filter.candidates(message) else {
                 continue;
             };
@@ -576,6 +683,10 @@ fn event<'a>(
     }
 }
 
+fn slots_filters(slots: &[Slot]) -> Vec<Arc<Filter>> {
+    slots.iter().map(|s| Arc::clone(&s.filter)).collect()
+}
+
 fn parse_time(time: &mut TimeParser, stats: &mut ScanStats, line: &[u8]) -> Option<Stamp> {
     let s = time.parse(line);
     match s {
@@ -797,6 +908,56 @@ regex = 'pam failure user=(?P<user>\S+) rhost=<HOST>$'
             ],
         );
         assert_eq!(kinds(&got), [Failure, Folded, Failure, Failure]);
+    }
+
+    #[test]
+    fn one_scan_for_several_filters_gives_each_filter_its_own_verdicts() {
+        use crate::builtin::BUILTINS;
+        let now = Timestamp::parse_rfc3339("2026-11-25T00:00:00Z").unwrap();
+        let names = ["sshd", "vsftpd", "proftpd"];
+        let filters: Vec<Arc<Filter>> = names
+            .iter()
+            .map(|n| Arc::new(crate::load(n).unwrap()))
+            .collect();
+        let mut together = Scanner::new(
+            filters.clone(),
+            TimeParser::new(FormatChoice::Auto, Zone::utc(), now),
+            false,
+        );
+        assert!(
+            together.combined.is_some(),
+            "few literals: one combined scan"
+        );
+        let mut alone: Vec<Scanner> = filters
+            .iter()
+            .map(|f| {
+                Scanner::new(
+                    vec![Arc::clone(f)],
+                    TimeParser::new(FormatChoice::Auto, Zone::utc(), now),
+                    false,
+                )
+            })
+            .collect();
+        let corpus: String = BUILTINS
+            .iter()
+            .filter(|b| names.contains(&b.name))
+            .map(|b| b.corpus)
+            .collect();
+        let mut n = 0;
+        for line in corpus
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let mut got = Vec::new();
+            together.scan(line.as_bytes(), |e| got.push((e.filter, e.kind, e.addr)));
+            let mut want = Vec::new();
+            for (i, sc) in alone.iter_mut().enumerate() {
+                sc.scan(line.as_bytes(), |e| want.push((i, e.kind, e.addr)));
+            }
+            assert_eq!(got, want, "{line}");
+            n += got.len();
+        }
+        assert!(n > 50, "the corpora exercise the filters ({n} events)");
     }
 
     #[test]
