@@ -147,8 +147,13 @@ pub struct JailConfig {
     /// The jail's name (letters, digits, `_`, `-`, `.`).
     pub name: String,
     /// A built-in filter name (`rampart filter list`) or a path to a filter file, relative
-    /// to this config file.
+    /// to this config file, optionally with parameter values: `"sshd[mode=aggressive]"`.
     pub filter: String,
+    /// Parameter values for the filter (`mode = "aggressive"`, `agents = ["zgrab"]`), for
+    /// values a spec cannot hold (commas, brackets). A parameter may not be set both here
+    /// and in `filter`.
+    #[serde(default)]
+    pub filter_params: rampart_filter::ParamValues,
     /// Log files (globs allowed) this jail reads when run as a daemon.
     #[serde(default)]
     pub logs: Vec<String>,
@@ -335,7 +340,7 @@ impl Config {
             if !names.insert(j.name.clone()) {
                 return Err(err(line, format!("jail {:?} is defined twice", j.name)));
             }
-            let filter = load_filter(base, &j.filter)
+            let filter = load_filter(base, &j.filter, &j.filter_params)
                 .map_err(|e| err(line, format!("{}: {e}", key("filter"))))?;
             let mut allow = global_allow.clone();
             allow.extend(
@@ -454,12 +459,16 @@ impl Config {
     }
 }
 
-fn load_filter(base: &Path, spec: &str) -> Result<Filter, rampart_filter::FilterError> {
+fn load_filter(
+    base: &Path,
+    spec: &str,
+    params: &rampart_filter::ParamValues,
+) -> Result<Filter, rampart_filter::FilterError> {
     if spec.contains('/') && !Path::new(spec).is_absolute() {
         let joined = base.join(spec);
-        return rampart_filter::load(&joined.to_string_lossy());
+        return rampart_filter::load_with(&joined.to_string_lossy(), params);
     }
-    rampart_filter::load(spec)
+    rampart_filter::load_with(spec, params)
 }
 
 /// Parses addresses and CIDRs (`192.0.2.1`, `198.51.100.0/24`, `2001:db8::/32`).
@@ -559,4 +568,61 @@ pub fn parse_ports(items: &[PortSpec]) -> Result<Vec<PortRange>, String> {
     out.sort();
     out.dedup();
     Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn parse(jail: &str) -> Result<Config, ConfigError> {
+        Config::parse(
+            Path::new("/etc/rampart/test.toml"),
+            &format!("[defaults]\ntimezone = \"UTC\"\n\n[[jail]]\nname = \"j\"\n{jail}"),
+        )
+    }
+
+    fn ids(c: &Config) -> Vec<String> {
+        c.jails[0]
+            .filter
+            .patterns()
+            .iter()
+            .map(|p| p.id.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_filter_spec_sets_parameters() {
+        let normal = parse("filter = \"sshd\"\n").unwrap();
+        let aggressive = parse("filter = \"sshd[mode=aggressive]\"\n").unwrap();
+        assert!(!ids(&normal).contains(&"no-identification".to_owned()));
+        assert!(ids(&aggressive).contains(&"no-identification".to_owned()));
+        assert_eq!(aggressive.jails[0].filter.spec(), "sshd[mode=aggressive]");
+    }
+
+    #[test]
+    fn filter_params_set_parameters_too() {
+        let c = parse("filter = \"sshd\"\n[jail.filter_params]\nmode = \"ddos\"\n").unwrap();
+        assert!(!ids(&c).contains(&"failed-auth".to_owned()));
+        assert_eq!(c.jails[0].filter.spec(), "sshd[mode=ddos]");
+    }
+
+    #[test]
+    fn unknown_or_doubly_set_parameters_are_errors_naming_the_jail() {
+        let e = parse("filter = \"sshd[mood=aggressive]\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("test.toml:4") && e.contains("filter") && e.contains("\"mood\""),
+            "{e}"
+        );
+        let e = parse("filter = \"sshd[mode=normal]\"\n[jail.filter_params]\nmode = \"ddos\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("both"), "{e}");
+        let e = parse("filter = \"sshd\"\n[jail.filter_params]\nmode = \"loud\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"loud\"") && e.contains("normal"), "{e}");
+    }
 }

@@ -22,7 +22,22 @@ macro_rules! builtin {
 }
 
 /// Every built-in filter, sorted by name.
-pub const BUILTINS: &[Builtin] = &[builtin!("sshd"), builtin!("web-scan")];
+pub const BUILTINS: &[Builtin] = &[
+    builtin!("apache-auth"),
+    builtin!("asterisk"),
+    builtin!("dovecot"),
+    builtin!("exim"),
+    builtin!("freeswitch"),
+    builtin!("mysqld"),
+    builtin!("nginx-auth"),
+    builtin!("nginx-limit-req"),
+    builtin!("postfix"),
+    builtin!("proftpd"),
+    builtin!("sshd"),
+    builtin!("vsftpd"),
+    builtin!("web-badbots"),
+    builtin!("web-scan"),
+];
 
 /// Looks a built-in filter up by name.
 pub fn builtin(name: &str) -> Option<&'static Builtin> {

@@ -16,7 +16,7 @@ use regex_automata::{meta, Anchored, Input};
 
 use crate::extract::{ExtractCache, Extractor};
 
-use crate::def::{FilterConfig, PatternConfig};
+use crate::def::{Attempt, FilterConfig, ParamValues, PatternConfig, ResolvedParam};
 use crate::host::{parse_host, HOST_REGEX, HOST_TAG};
 use crate::literal::required_literals;
 use crate::time::FormatChoice;
@@ -49,6 +49,8 @@ pub struct Pattern {
     extractor: Extractor,
     /// The literals the prefilter looks for (one of them is in every match), if any.
     pub literals: Option<Vec<Vec<u8>>>,
+    /// The line's part in a login attempt of its connection, if the pattern declares one.
+    pub attempt: Option<Attempt>,
 }
 
 /// A compiled filter. Immutable and shareable across threads; per-thread scratch space is a
@@ -59,6 +61,8 @@ pub struct Filter {
     description: String,
     sources: Vec<String>,
     timestamp: FormatChoice,
+    params: Vec<ResolvedParam>,
+    attacker_fields: Vec<String>,
     patterns: Vec<Pattern>,
     /// All failure and note patterns in one automaton, in priority order.
     set: meta::Regex,
@@ -177,17 +181,34 @@ impl Pattern {
 }
 
 impl Filter {
-    /// Compiles a filter from its TOML text. `origin` names the file in errors.
+    /// Compiles a filter from its TOML text with its parameters' defaults. `origin` names
+    /// the file in errors.
     pub fn from_toml(name: &str, origin: &str, text: &str) -> Result<Self, FilterError> {
+        Self::from_toml_with(name, origin, text, &ParamValues::new())
+    }
+
+    /// Compiles a filter from its TOML text with parameter values.
+    pub fn from_toml_with(
+        name: &str,
+        origin: &str,
+        text: &str,
+        params: &ParamValues,
+    ) -> Result<Self, FilterError> {
         let config: FilterConfig = toml::from_str(text).map_err(|e| FilterError::Toml {
             origin: origin.to_owned(),
             message: e.to_string(),
         })?;
-        Self::compile(name, origin, &config)
+        Self::compile_with(name, origin, &config, params)
     }
 
-    /// Loads a filter file from disk; its name is the file stem.
+    /// Loads a filter file from disk with its parameters' defaults; its name is the file
+    /// stem.
     pub fn from_path(path: &Path) -> Result<Self, FilterError> {
+        Self::from_path_with(path, &ParamValues::new())
+    }
+
+    /// Loads a filter file from disk with parameter values.
+    pub fn from_path_with(path: &Path, params: &ParamValues) -> Result<Self, FilterError> {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| FilterError::Io {
             origin: origin.clone(),
@@ -198,11 +219,23 @@ impl Filter {
             .and_then(|s| s.to_str())
             .unwrap_or("filter")
             .to_owned();
-        Self::from_toml(&name, &origin, &text)
+        Self::from_toml_with(&name, &origin, &text, params)
     }
 
-    /// Compiles a parsed definition.
+    /// Compiles a parsed definition with its parameters' defaults.
     pub fn compile(name: &str, origin: &str, config: &FilterConfig) -> Result<Self, FilterError> {
+        Self::compile_with(name, origin, config, &ParamValues::new())
+    }
+
+    /// Compiles a parsed definition with parameter values (see [`FilterConfig::resolve`]).
+    pub fn compile_with(
+        name: &str,
+        origin: &str,
+        config: &FilterConfig,
+        params: &ParamValues,
+    ) -> Result<Self, FilterError> {
+        let (config, resolved_params) = config.resolve(name, origin, params)?;
+        let config = &config;
         let err = |id: &str, what: String| FilterError::Invalid {
             origin: origin.to_owned(),
             id: id.to_owned(),
@@ -240,6 +273,30 @@ impl Filter {
             }
             let (host, conn) = (group("host"), group("conn"));
             any_host |= host.is_some();
+            match (kind, p.attempt) {
+                (_, Some(a)) if conn.is_none() => {
+                    return Err(err(
+                        &p.id,
+                        format!("attempt = \"{a}\" needs a (?P<conn>...) group (in the pattern or the prefix) naming the connection"),
+                    ));
+                }
+                (PatternKind::Failure, Some(Attempt::Succeeds)) => {
+                    return Err(err(
+                        &p.id,
+                        "attempt = \"succeeds\" is for note patterns".into(),
+                    ));
+                }
+                (
+                    PatternKind::Note,
+                    Some(a @ (Attempt::Opens | Attempt::Pending | Attempt::Closes)),
+                ) => {
+                    return Err(err(
+                        &p.id,
+                        format!("attempt = \"{a}\" is for failure patterns (notes take \"ends\" or \"succeeds\")"),
+                    ));
+                }
+                _ => {}
+            }
             match kind {
                 PatternKind::Failure if host.is_none() && conn.is_none() => {
                     return Err(err(&p.id, "a failure pattern needs <HOST> (or a (?P<conn>...) group whose address a note pattern supplies)".into()));
@@ -265,6 +322,7 @@ impl Filter {
                 literals: required_literals(&hir),
                 source: regex.as_str().to_owned(),
                 extractor,
+                attempt: p.attempt,
             });
         }
         if !any_host {
@@ -331,6 +389,8 @@ impl Filter {
             description: config.description.clone(),
             sources: config.sources.clone(),
             timestamp: config.timestamp,
+            params: resolved_params,
+            attacker_fields: config.attacker_fields.clone(),
             patterns,
             set,
             ignore_ids,
@@ -358,6 +418,32 @@ impl Filter {
     /// The timestamp format it expects.
     pub fn timestamp(&self) -> FormatChoice {
         self.timestamp
+    }
+
+    /// Its parameters with the values in effect (empty when it declares none).
+    pub fn params(&self) -> &[ResolvedParam] {
+        &self.params
+    }
+
+    /// The parts of a line the remote party chooses, as the filter declares them.
+    pub fn attacker_fields(&self) -> &[String] {
+        &self.attacker_fields
+    }
+
+    /// The name with the parameters that differ from their defaults, as a spec:
+    /// `sshd[mode=aggressive]`, or just `sshd`.
+    pub fn spec(&self) -> String {
+        let set: Vec<String> = self
+            .params
+            .iter()
+            .filter(|p| !p.is_default)
+            .map(|p| format!("{}={}", p.name, p.value))
+            .collect();
+        if set.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}[{}]", self.name, set.join(","))
+        }
     }
 
     /// The failure and note patterns, in priority order.

@@ -12,12 +12,18 @@
 //! ```
 //!
 //! Kinds: `failure` (counts), `ignored` (an ignore pattern vetoes it), `note` (a note
-//! pattern records a connection's address), `none` (nothing matches: benign). Keys: `addr`,
-//! `user`, `time` (RFC 3339), `pattern` (id), and `forged=ADDR`: an address an attacker
-//! planted in the line, which must never come out. Values may be double-quoted. Lines
-//! starting with `#` that are not annotations are comments; blank lines are skipped. The
-//! scanner's state (year inference, connections) runs on across the whole file, as it does
-//! on a real log.
+//! pattern records a connection's address), `folded` (a failure line of an attempt that
+//! already counted), `held` (a failure line held until a later line of its connection
+//! decides), `none` (nothing matches: benign). Keys: `addr`, `user`, `time` (RFC 3339),
+//! `pattern` (id), `forged=ADDR`: an address an attacker planted in the line, which must
+//! never come out, and `via=FIELD`: which attacker-controlled field carries it. Values may
+//! be double-quoted. Lines starting with `#` that are not annotations are comments; blank
+//! lines are skipped. The scanner's state (year inference, connections) runs on across the
+//! whole file, as it does on a real log.
+//!
+//! `# params: mode=aggressive agents=a|b` switches to the filter compiled with those
+//! parameter values (a fresh scanner) for the lines that follow; `# params:` alone goes
+//! back to the defaults. A pattern needs a sample in some variant.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -25,8 +31,10 @@ use std::sync::Arc;
 use rampart_core::Timestamp;
 
 use crate::compile::Filter;
+use crate::def::{FilterConfig, ParamValue, ParamValues};
 use crate::scan::{EventKind, Scanner};
 use crate::time::{TimeParser, Zone};
+use crate::FilterError;
 
 /// What an annotation expects of the next line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +51,8 @@ pub struct Expect {
     pub pattern: Option<String>,
     /// An address planted by the attacker that must never be produced.
     pub forged: Option<IpAddr>,
+    /// The attacker-controlled field that carries `forged`.
+    pub via: Option<String>,
 }
 
 /// The outcome of checking a corpus.
@@ -54,6 +64,8 @@ pub struct CorpusReport {
     pub benign: usize,
     /// Lines carrying a `forged=` address.
     pub injections: usize,
+    /// The `via=` fields of the injection lines.
+    pub injected_fields: Vec<String>,
     /// Lines annotated `failure`.
     pub failures: usize,
     /// Every problem found, each naming the corpus line.
@@ -118,18 +130,29 @@ fn split_kv(s: &str) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
+/// The annotation kinds.
+pub const KINDS: [&str; 6] = ["failure", "ignored", "note", "folded", "held", "none"];
+
+/// Parses the text after `# params:` (`key=value` pairs; a list's members split by `|`).
+pub fn parse_params(text: &str) -> Result<ParamValues, String> {
+    let mut out = ParamValues::new();
+    for (k, v) in split_kv(text)? {
+        if out.insert(k.clone(), ParamValue::One(v)).is_some() {
+            return Err(format!("parameter {k:?} is given twice"));
+        }
+    }
+    Ok(out)
+}
+
 /// Parses the text after `# expect:`.
 pub fn parse_expect(text: &str) -> Result<Expect, String> {
     let mut kv = split_kv(text)?.into_iter();
     let kind = match kv.next() {
-        Some((k, v))
-            if v.is_empty() && ["failure", "ignored", "note", "none"].contains(&k.as_str()) =>
-        {
-            k
-        }
+        Some((k, v)) if v.is_empty() && KINDS.contains(&k.as_str()) => k,
         other => {
             return Err(format!(
-                "an annotation starts with failure, ignored, note or none, not {other:?}"
+                "an annotation starts with one of {}, not {other:?}",
+                KINDS.join(", ")
             ))
         }
     };
@@ -140,6 +163,7 @@ pub fn parse_expect(text: &str) -> Result<Expect, String> {
         time: None,
         pattern: None,
         forged: None,
+        via: None,
     };
     let ip = |v: &str| {
         v.parse::<IpAddr>()
@@ -153,23 +177,91 @@ pub fn parse_expect(text: &str) -> Result<Expect, String> {
             "user" => e.user = Some(v),
             "time" => e.time = Some(Timestamp::parse_rfc3339(&v).map_err(|x| x.to_string())?),
             "pattern" => e.pattern = Some(v),
+            "via" => e.via = Some(v),
             other => return Err(format!("unknown annotation key {other:?}")),
         }
     }
     if e.kind == "failure" && (e.addr.is_none() || e.time.is_none() || e.pattern.is_none()) {
         return Err("a failure annotation needs addr=, time= and pattern=".into());
     }
+    if e.via.is_some() != e.forged.is_some() {
+        return Err(
+            "forged= and via= go together (which field carries the planted address)".into(),
+        );
+    }
     Ok(e)
 }
 
-/// Checks `filter` against its corpus text. `origin` names the corpus in messages.
+/// Checks `filter` against its corpus text. `origin` names the corpus in messages. A
+/// `# params:` line in the corpus is an error here (see [`check_source`]).
 pub fn check(filter: &Arc<Filter>, origin: &str, corpus: &str) -> CorpusReport {
+    let ids: Vec<String> = filter.patterns().iter().map(|p| p.id.clone()).collect();
+    check_with(
+        |p: &ParamValues| {
+            if p.is_empty() {
+                Ok(Arc::clone(filter))
+            } else {
+                Err(FilterError::Param {
+                    filter: filter.name().to_owned(),
+                    message: "this check has one compiled filter; use check_source for `# params:`"
+                        .into(),
+                })
+            }
+        },
+        &ids,
+        origin,
+        corpus,
+    )
+}
+
+/// Checks a filter given as TOML against its corpus, compiling a variant for every
+/// `# params:` section. Every failure and note pattern of the file, active in some
+/// variant or not, needs a sample.
+pub fn check_source(name: &str, toml_text: &str, origin: &str, corpus: &str) -> CorpusReport {
+    let config: FilterConfig = match toml::from_str(toml_text) {
+        Ok(c) => c,
+        Err(e) => {
+            return CorpusReport {
+                errors: vec![format!("{name}: {e}")],
+                ..CorpusReport::default()
+            }
+        }
+    };
+    let ids: Vec<String> = config
+        .failure
+        .iter()
+        .chain(&config.note)
+        .map(|p| p.id.clone())
+        .collect();
+    check_with(
+        |p: &ParamValues| Filter::compile_with(name, name, &config, p).map(Arc::new),
+        &ids,
+        origin,
+        corpus,
+    )
+}
+
+/// One annotated log line.
+struct Sample<'c> {
+    n: usize,
+    line: &'c str,
+    expect: Expect,
+    variant: usize,
+}
+
+fn check_with(
+    compile: impl Fn(&ParamValues) -> Result<Arc<Filter>, FilterError>,
+    ids: &[String],
+    origin: &str,
+    corpus: &str,
+) -> CorpusReport {
     let mut report = CorpusReport::default();
     let mut now = Timestamp::from_secs(0);
     let mut zone = Zone::utc();
     let mut pending: Option<(usize, Expect)> = None;
-    let mut hits = vec![0usize; filter.patterns().len()];
-    let mut lines: Vec<(usize, &str, Expect)> = Vec::new();
+    let mut hits = vec![0usize; ids.len()];
+    let mut variants: Vec<ParamValues> = vec![ParamValues::new()];
+    let mut samples: Vec<Sample<'_>> = Vec::new();
     for (n, raw) in corpus.lines().enumerate() {
         let n = n + 1;
         if let Some(rest) = raw.strip_prefix("# corpus:") {
@@ -193,6 +285,11 @@ pub fn check(filter: &Arc<Filter>, origin: &str, corpus: &str) -> CorpusReport {
                 }
                 Err(e) => report.errors.push(format!("{origin}:{n}: {e}")),
             }
+        } else if let Some(rest) = raw.strip_prefix("# params:") {
+            match parse_params(rest) {
+                Ok(p) => variants.push(p),
+                Err(e) => report.errors.push(format!("{origin}:{n}: {e}")),
+            }
         } else if let Some(rest) = raw.strip_prefix("# expect:") {
             if let Some((m, _)) = &pending {
                 report.errors.push(format!(
@@ -210,19 +307,46 @@ pub fn check(filter: &Arc<Filter>, origin: &str, corpus: &str) -> CorpusReport {
             continue;
         } else {
             match pending.take() {
-                Some((_, e)) => lines.push((n, raw, e)),
+                Some((_, expect)) => samples.push(Sample {
+                    n,
+                    line: raw,
+                    expect,
+                    variant: variants.len() - 1,
+                }),
                 None => report.errors.push(format!(
                     "{origin}:{n}: log line without a `# expect:` annotation"
                 )),
             }
         }
     }
-    let mut scanner = Scanner::new(
-        vec![Arc::clone(filter)],
-        TimeParser::new(filter.timestamp(), zone, now),
-        true,
-    );
-    for (n, line, expect) in lines {
+    let mut current: Option<(usize, Arc<Filter>, Scanner)> = None;
+    for Sample {
+        n,
+        line,
+        expect,
+        variant,
+    } in samples
+    {
+        if current.as_ref().map(|c| c.0) != Some(variant) {
+            match compile(&variants[variant]) {
+                Ok(filter) => {
+                    let scanner = Scanner::new(
+                        vec![Arc::clone(&filter)],
+                        TimeParser::new(filter.timestamp(), zone.clone(), now),
+                        true,
+                    );
+                    current = Some((variant, filter, scanner));
+                }
+                Err(e) => {
+                    report.errors.push(format!("{origin}:{n}: {e}"));
+                    current = None;
+                    continue;
+                }
+            }
+        }
+        let Some((_, filter, scanner)) = current.as_mut() else {
+            continue;
+        };
         report.lines += 1;
         match expect.kind.as_str() {
             "none" => report.benign += 1,
@@ -231,6 +355,11 @@ pub fn check(filter: &Arc<Filter>, origin: &str, corpus: &str) -> CorpusReport {
         }
         if expect.forged.is_some() {
             report.injections += 1;
+        }
+        if let Some(v) = &expect.via {
+            if !report.injected_fields.contains(v) {
+                report.injected_fields.push(v.clone());
+            }
         }
         let mut events = Vec::new();
         scanner.scan(line.as_bytes(), |ev| {
@@ -253,13 +382,18 @@ pub fn check(filter: &Arc<Filter>, origin: &str, corpus: &str) -> CorpusReport {
             }
         }
         for e in &events {
-            hits[e.0] += 1;
+            let id = &filter.patterns()[e.0].id;
+            if let Some(i) = ids.iter().position(|x| x == id) {
+                hits[i] += 1;
+            }
         }
         let got_kind = match events.first() {
             None => "none",
             Some((_, EventKind::Failure, ..)) => "failure",
             Some((_, EventKind::Ignored, ..)) => "ignored",
             Some((_, EventKind::Note, ..)) => "note",
+            Some((_, EventKind::Folded, ..)) => "folded",
+            Some((_, EventKind::Held, ..)) => "held",
             Some((_, k, ..)) => {
                 fail(format!("unexpected outcome {k:?}"));
                 continue;
@@ -304,11 +438,10 @@ pub fn check(filter: &Arc<Filter>, origin: &str, corpus: &str) -> CorpusReport {
             .errors
             .push(format!("{origin}:{m}: annotation at the end of the file"));
     }
-    for (i, p) in filter.patterns().iter().enumerate() {
+    for (i, id) in ids.iter().enumerate() {
         if hits[i] == 0 {
             report.errors.push(format!(
-                "{origin}: pattern {:?} has no sample in the corpus",
-                p.id
+                "{origin}: pattern {id:?} has no sample in the corpus"
             ));
         }
     }
@@ -320,15 +453,72 @@ pub fn check(filter: &Arc<Filter>, origin: &str, corpus: &str) -> CorpusReport {
     report
 }
 
+/// Every address-shaped token of `text` that is not in a documentation range
+/// (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32), the unspecified
+/// address or loopback, with its line number.
+pub fn undocumented_addresses(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let tokens = line.split(|c: char| !(c.is_ascii_hexdigit() || c == ':' || c == '.'));
+        for tok in tokens {
+            let tok = tok.trim_matches(|c| c == '.' || c == ':');
+            if !tok.contains('.') && tok.matches(':').count() < 2 {
+                continue;
+            }
+            let parsed = tok.parse::<IpAddr>().ok().or_else(|| {
+                // `a.b.c.d:port`
+                tok.rsplit_once(':')
+                    .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|(a, _)| a.parse::<std::net::Ipv4Addr>().ok())
+                    .map(IpAddr::V4)
+            });
+            let Some(addr) = parsed else { continue };
+            if !is_documentation(addr.to_canonical()) {
+                out.push((n + 1, tok.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// Documentation ranges, the unspecified address and loopback.
+pub fn is_documentation(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            a.is_unspecified()
+                || a.is_loopback()
+                || (o[0], o[1], o[2]) == (192, 0, 2)
+                || (o[0], o[1], o[2]) == (198, 51, 100)
+                || (o[0], o[1], o[2]) == (203, 0, 113)
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            a.is_unspecified() || a.is_loopback() || (s[0], s[1]) == (0x2001, 0x0db8)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn parses_quoted_values_and_forged_addresses() {
-        let e = parse_expect(r#" failure addr=203.0.113.9 user="a \"b\" from 198.51.100.7" forged=198.51.100.7 time=2026-11-21T01:02:03Z pattern=x"#).unwrap();
+        let e = parse_expect(r#" failure addr=203.0.113.9 user="a \"b\" from 198.51.100.7" forged=198.51.100.7 via=user time=2026-11-21T01:02:03Z pattern=x"#).unwrap();
         assert_eq!(e.user.as_deref(), Some(r#"a "b" from 198.51.100.7"#));
         assert_eq!(e.forged, "198.51.100.7".parse().ok());
+    }
+
+    #[test]
+    fn finds_addresses_outside_the_documentation_ranges() {
+        let text = "a 198.51.100.7 b [2001:db8::1]:22 c ::ffff:203.0.113.9 0.0.0.0 ::1\n\
+                    d 10.0.0.1:8080 e 2606:2800:220:1::1 f 01:02:03 g 1.2.3 h 192.0.2.300";
+        let bad: Vec<String> = undocumented_addresses(text)
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(bad, ["10.0.0.1:8080", "2606:2800:220:1::1"]);
     }
 
     #[test]
@@ -336,5 +526,6 @@ mod tests {
         assert!(parse_expect(" failure addr=203.0.113.9").is_err());
         assert!(parse_expect(" maybe").is_err());
         assert!(parse_expect(" none colour=red").is_err());
+        assert!(parse_expect(" none forged=198.51.100.7").is_err());
     }
 }

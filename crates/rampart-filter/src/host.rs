@@ -19,8 +19,19 @@ pub const HOST_REGEX: &str = r"\[?(?P<host>[0-9A-Fa-f:.]+)\]?";
 /// failure.
 pub fn parse_host(text: &[u8]) -> Option<IpAddr> {
     let s = std::str::from_utf8(text).ok()?;
-    let addr: IpAddr = s.parse().ok()?;
-    Some(addr.to_canonical())
+    match s.parse::<IpAddr>() {
+        Ok(addr) => Some(addr.to_canonical()),
+        // `a.b.c.d:port`: the greedy class took the port of an IPv4 address (Apache's
+        // `[client 192.0.2.1:51380]`, Asterisk's `'192.0.2.1:5060'`). IPv6 with a port is
+        // always bracketed, so the brackets already ended the capture.
+        Err(_) => {
+            let (addr, port) = s.rsplit_once(':')?;
+            if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            addr.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -35,6 +46,15 @@ mod tests {
             parse_host(b"::ffff:203.0.113.9"),
             "203.0.113.9".parse().ok()
         );
+    }
+
+    #[test]
+    fn drops_the_port_of_an_ipv4_address() {
+        assert_eq!(parse_host(b"192.0.2.1:51380"), "192.0.2.1".parse().ok());
+        assert_eq!(parse_host(b"::ffff:192.0.2.1:80"), None);
+        assert_eq!(parse_host(b"192.0.2.1:"), None);
+        assert_eq!(parse_host(b"192.0.2.1:123456"), None);
+        assert_eq!(parse_host(b"2001:db8::1:80"), "2001:db8::1:80".parse().ok());
     }
 
     #[test]

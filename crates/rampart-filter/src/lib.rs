@@ -19,6 +19,7 @@ pub mod time;
 use std::path::Path;
 
 pub use compile::{Candidates, Filter, Hit, Pattern, PatternKind, Scratch, Verdict};
+pub use def::{Attempt, FilterSpec, ParamValue, ParamValues, ResolvedParam};
 pub use scan::{Event, EventKind, FilterStats, ScanStats, Scanner};
 
 /// Errors from loading or compiling a filter. Each names the file (`origin`) and, where
@@ -61,6 +62,22 @@ pub enum FilterError {
         /// What is wrong.
         what: String,
     },
+    /// A parameter is unknown to the filter, or its value is not allowed.
+    #[error("filter {filter}: {message}")]
+    Param {
+        /// The filter's name.
+        filter: String,
+        /// What is wrong, naming the parameter.
+        message: String,
+    },
+    /// A filter spec (`name[key=value,...]`) is malformed.
+    #[error("filter spec {spec:?}: {message}")]
+    Spec {
+        /// The spec as written.
+        spec: String,
+        /// What is wrong.
+        message: String,
+    },
     /// Neither a built-in filter name nor an existing file.
     #[error(
         "unknown filter {0:?}: not a built-in filter (see `rampart filter list`) and no such file"
@@ -69,17 +86,51 @@ pub enum FilterError {
 }
 
 /// Loads a filter by built-in name, or from a path (anything containing `/` or ending in
-/// `.toml`, or an existing file).
+/// `.toml`, or an existing file), with parameter values in brackets:
+/// `sshd[mode=aggressive]` (see [`FilterSpec`]).
 pub fn load(spec: &str) -> Result<Filter, FilterError> {
-    let looks_like_path = spec.contains('/') || spec.ends_with(".toml");
-    if !looks_like_path {
-        if let Some(b) = builtin::builtin(spec) {
-            return Filter::from_toml(b.name, &format!("built-in filter {}", b.name), b.toml);
+    load_with(spec, &ParamValues::new())
+}
+
+/// [`load`] with further parameter values (a jail's `filter_params`); a parameter given
+/// both in the spec and in `extra` is an error.
+pub fn load_with(spec: &str, extra: &ParamValues) -> Result<Filter, FilterError> {
+    let parsed = FilterSpec::parse(spec)?;
+    let mut params = parsed.params;
+    for (k, v) in extra {
+        if params.insert(k.clone(), v.clone()).is_some() {
+            return Err(FilterError::Spec {
+                spec: spec.to_owned(),
+                message: format!("parameter {k:?} is set both in the spec and in filter_params"),
+            });
         }
     }
-    let path = Path::new(spec);
-    if looks_like_path || path.is_file() {
-        return Filter::from_path(path);
+    load_spec(&parsed.name, &params)
+}
+
+/// Loads every filter of a comma-separated list (`sshd,web-scan[mode=x]`), in order.
+pub fn load_many(specs: &str) -> Result<Vec<Filter>, FilterError> {
+    FilterSpec::parse_list(specs)?
+        .iter()
+        .map(|s| load_spec(&s.name, &s.params))
+        .collect()
+}
+
+fn load_spec(name: &str, params: &ParamValues) -> Result<Filter, FilterError> {
+    let looks_like_path = name.contains('/') || name.ends_with(".toml");
+    if !looks_like_path {
+        if let Some(b) = builtin::builtin(name) {
+            return Filter::from_toml_with(
+                b.name,
+                &format!("built-in filter {}", b.name),
+                b.toml,
+                params,
+            );
+        }
     }
-    Err(FilterError::Unknown(spec.to_owned()))
+    let path = Path::new(name);
+    if looks_like_path || path.is_file() {
+        return Filter::from_path_with(path, params);
+    }
+    Err(FilterError::Unknown(name.to_owned()))
 }

@@ -7,15 +7,20 @@
 //!
 //! Formats:
 //! - [`TimeFormat::Syslog`]: `Nov 21 01:02:03 host prog[1]: msg` (RFC 3164, Debian
-//!   `auth.log`), day optionally space padded, optional fraction and `<PRI>`. No year: see
-//!   below.
+//!   `auth.log`), day optionally space padded, optional fraction and `<PRI>`, or in
+//!   brackets (`[Nov 21 01:02:03] msg`, Asterisk). No year: see below.
 //! - [`TimeFormat::Iso8601`]: `2026-11-21T01:02:03.5+01:00` and relatives (space instead of
 //!   `T`, fraction with `.` or `,`, offset `Z`/`+01:00`/`+0100`/`+01`/` UTC` or none), RFC
-//!   5424 (`<34>1 2026-...`), journalctl `short-iso(-precise)`, and `[2026-11-21 01:02:03]`.
+//!   5424 (`<34>1 2026-...`), journalctl `short-iso(-precise)`, and `[2026-11-21 01:02:03]`;
+//!   also `2026/11/21 01:02:03` (nginx's error log) and the C `ctime` form with a year,
+//!   `Sat Nov 21 01:02:03 2026` (vsftpd) or `[Sat Nov 21 01:02:03.123456 2026]` (Apache's
+//!   error log).
 //! - [`TimeFormat::Clf`]: `... [21/Nov/2026:01:02:03 +0000] ...`, the first bracket in the
 //!   first 1024 bytes that holds a CLF time (the last one before the first `"`, so a
 //!   bracketed time in an attacker's user name cannot stand in for the server's).
-//! - [`TimeFormat::Epoch`]: `1763686923` or `1763686923.123456`, optionally in brackets.
+//! - [`TimeFormat::Epoch`]: `1763686923` or `1763686923.123456`, optionally in brackets;
+//!   also daemontools' TAI64N label `@4000000069201c2b0a3b5e40` (multilog, svlogd -t),
+//!   read as TAI64 = 2^62 + 10 + Unix seconds (leap seconds ignored, as `tai64nlocal` does).
 //!
 //! Year inference (syslog): the first syslog line of a source takes the year of `now` in the
 //! configured zone; if that puts it more than one day after `now`, it takes the previous
@@ -768,9 +773,10 @@ fn numeric_offset(b: &[u8], i: usize) -> Option<Option<(i32, usize)>> {
     Some(Some((if negative { -secs } else { secs }, end)))
 }
 
-/// `Nov 21 01:02:03[.123456]`, optionally after `<PRI>`.
+/// `Nov 21 01:02:03[.123456]`, optionally after `<PRI>`, or in brackets.
 fn parse_syslog(b: &[u8]) -> Option<SyslogFields> {
-    let i = skip_pri(b);
+    let bracketed = byte_is(b, 0, b'[');
+    let i = if bracketed { 1 } else { skip_pri(b) };
     let month = month_at(b, i)?;
     if !byte_is(b, i + 3, b' ') {
         return None;
@@ -790,8 +796,13 @@ fn parse_syslog(b: &[u8]) -> Option<SyslogFields> {
     }
     let t = after_day + 1;
     let second_of_day = time_of_day(b, t)?;
-    let (micro, end) = fraction(b, t + 8, false);
-    if !boundary(b, end) {
+    let (micro, mut end) = fraction(b, t + 8, false);
+    if bracketed {
+        if !byte_is(b, end, b']') {
+            return None;
+        }
+        end += 1;
+    } else if !boundary(b, end) {
         return None;
     }
     Some(SyslogFields {
@@ -821,8 +832,13 @@ fn parse_iso(b: &[u8]) -> Option<Raw> {
     if bracketed {
         i += 1;
     }
+    if b.get(i).is_some_and(u8::is_ascii_alphabetic) {
+        return parse_ctime(b, i, bracketed);
+    }
     let s: &[u8; 11] = b.get(i..i + 11)?.try_into().ok()?;
-    if s[4] != b'-' || s[7] != b'-' || !matches!(s[10], b'T' | b't' | b' ') {
+    // `-` (ISO 8601) or `/` (nginx's error log, always with a space before the time).
+    let slash = s[4] == b'/' && s[7] == b'/' && s[10] == b' ';
+    if !slash && (s[4] != b'-' || s[7] != b'-' || !matches!(s[10], b'T' | b't' | b' ')) {
         return None;
     }
     let year = digit_value(s[0])? * 1000
@@ -877,6 +893,55 @@ fn parse_iso(b: &[u8]) -> Option<Raw> {
         second_of_day,
         micro,
         offset,
+        end: skip_space(b, end),
+    })
+}
+
+/// `Sat Nov 21 01:02:03[.frac] 2026` at `i` (C's `ctime` with the year last; the day may
+/// be space padded), closed by `]` when `bracketed`. No offset: read in the zone.
+fn parse_ctime(b: &[u8], i: usize, bracketed: bool) -> Option<Raw> {
+    const DAYS: [&[u8; 3]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
+    let wd = b.get(i..i + 3)?;
+    if !DAYS.iter().any(|d| d.eq_ignore_ascii_case(wd)) || !byte_is(b, i + 3, b' ') {
+        return None;
+    }
+    let month = month_at(b, i + 4)?;
+    if !byte_is(b, i + 7, b' ') {
+        return None;
+    }
+    let day = if byte_is(b, i + 8, b' ') {
+        digit(b, i + 9)?
+    } else {
+        two_digits(b, i + 8)?
+    };
+    if !byte_is(b, i + 10, b' ') {
+        return None;
+    }
+    let second_of_day = time_of_day(b, i + 11)?;
+    let (micro, y) = fraction(b, i + 19, false);
+    if !byte_is(b, y, b' ') {
+        return None;
+    }
+    let year = (two_digits(b, y + 1)? * 100 + two_digits(b, y + 3)?) as i32;
+    if !(1..=u32::from(days_in_month(year, month))).contains(&day) {
+        return None;
+    }
+    let mut end = y + 5;
+    if bracketed {
+        if !byte_is(b, end, b']') {
+            return None;
+        }
+        end += 1;
+    } else if !boundary(b, end) {
+        return None;
+    }
+    Some(Raw {
+        year,
+        month,
+        day: day as u8,
+        second_of_day,
+        micro,
+        offset: None,
         end: skip_space(b, end),
     })
 }
@@ -961,8 +1026,30 @@ fn parse_clf_at(b: &[u8], i: usize) -> Option<Raw> {
     })
 }
 
-/// Ten digits of epoch seconds and an optional fraction at the start, optionally in `[...]`.
+/// A TAI64N label at the start: `@` and 24 hex digits (seconds + 2^62 + 10, nanoseconds).
+fn parse_tai64n(b: &[u8]) -> Option<Stamp> {
+    let hex = b.get(1..25)?;
+    let mut label = 0u128;
+    for &c in hex {
+        label = (label << 4) | u128::from((c as char).to_digit(16)?);
+    }
+    let secs = i64::try_from(label >> 32).ok()? - (1i64 << 62) - 10;
+    let nanos = (label & 0xffff_ffff) as i64;
+    if nanos >= 1_000_000_000 || !boundary(b, 25) {
+        return None;
+    }
+    Some(Stamp {
+        time: Timestamp::from_micros(secs.checked_mul(MICROS_PER_SEC)? + nanos / 1000),
+        message_start: skip_space(b, 25),
+    })
+}
+
+/// Ten digits of epoch seconds and an optional fraction at the start, optionally in `[...]`;
+/// or a TAI64N label.
 fn parse_epoch(b: &[u8]) -> Option<Stamp> {
+    if byte_is(b, 0, b'@') {
+        return parse_tai64n(b);
+    }
     let bracketed = byte_is(b, 0, b'[');
     let start = usize::from(bracketed);
     let mut secs = 0i64;
@@ -992,6 +1079,63 @@ mod tests {
 
     fn ts(text: &str) -> Timestamp {
         Timestamp::parse_rfc3339(text).unwrap()
+    }
+
+    #[test]
+    fn reads_bracketed_syslog_and_tai64n() {
+        let mut p = parser(FormatChoice::Auto, "UTC", "2026-11-25T00:00:00Z");
+        let st = p.parse(b"[Nov 21 01:02:03] NOTICE[1]: x").unwrap();
+        assert_eq!(st.time, ts("2026-11-21T01:02:03Z"));
+        let mut p = parser(FormatChoice::Auto, "UTC", "2026-11-25T00:00:00Z");
+        // 2010-09-16T07:51:00Z = 1284623460 s; label = 2^62 + 10 + that.
+        let line = format!(
+            "@{:016x}{:08x} imap-login: x",
+            (1u64 << 62) + 10 + 1_284_623_460,
+            500_000_000
+        );
+        let st = p.parse(line.as_bytes()).unwrap();
+        assert_eq!(st.time, ts("2010-09-16T07:51:00.5Z"));
+        assert_eq!(&line[st.message_start..], "imap-login: x");
+        assert!(p.parse(b"@40000000zz imap").is_none());
+    }
+
+    #[test]
+    fn reads_nginx_error_log_and_ctime_forms() {
+        let mut p = parser(FormatChoice::Auto, "UTC", "2026-11-25T00:00:00Z");
+        for (line, want, msg) in [
+            (
+                "2026/11/21 01:02:03 [error] 2865#0: *1 user",
+                "2026-11-21T01:02:03Z",
+                "[error] 2865#0: *1 user",
+            ),
+            (
+                "[Sat Nov 21 01:02:03.123456 2026] [auth_basic:error] x",
+                "2026-11-21T01:02:03.123456Z",
+                "[auth_basic:error] x",
+            ),
+            (
+                "[Sat Nov 21 01:02:03 2026] [error] [client 192.0.2.1] x",
+                "2026-11-21T01:02:03Z",
+                "[error] [client 192.0.2.1] x",
+            ),
+            (
+                "Sat Nov  7 01:02:03 2026 [pid 2] [ftp] FAIL LOGIN",
+                "2026-11-07T01:02:03Z",
+                "[pid 2] [ftp] FAIL LOGIN",
+            ),
+        ] {
+            let st = p.parse(line.as_bytes()).unwrap_or_else(|| panic!("{line}"));
+            assert_eq!(st.time, ts(want), "{line}");
+            assert_eq!(&line[st.message_start..], msg, "{line}");
+        }
+        for bad in [
+            "2026/11/21T01:02:03 x",
+            "Sat Nov 31 01:02:03 2026 x",
+            "Xyz Nov 21 01:02:03 2026 x",
+            "[Sat Nov 21 01:02:03 2026 x",
+        ] {
+            assert!(p.parse(bad.as_bytes()).is_none(), "{bad}");
+        }
     }
 
     fn parser(format: FormatChoice, zone: &str, now: &str) -> TimeParser {

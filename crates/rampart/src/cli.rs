@@ -122,7 +122,7 @@ enum FilterCommand {
 pub enum Show {
     /// Lines that yielded a failure.
     Matched,
-    /// Lines no pattern matched.
+    /// Lines no failure pattern matched.
     Missed,
     /// Lines an ignore pattern vetoed.
     Ignored,
@@ -147,8 +147,11 @@ impl TimeArgs {
 
 #[derive(Debug, Args)]
 pub struct FilterTestArgs {
-    /// A built-in filter name (see `rampart filter list`), a path to a filter file, or a
-    /// fail2ban filter: `fail2ban:NAME[k=v,...]` or a path to a fail2ban `.conf` file.
+    /// A built-in filter name (see `rampart filter list`) or a path to a filter file, with
+    /// parameters in brackets (`sshd[mode=aggressive]`); several, comma-separated
+    /// (`sshd,sshd[mode=ddos]`), run together over the log as the daemon runs the jails of
+    /// one source. Or a fail2ban filter: `fail2ban:NAME[k=v,...]` or a path to a fail2ban
+    /// `.conf` file.
     pub filter: String,
     /// The log file to read (`-` for standard input).
     pub logfile: PathBuf,

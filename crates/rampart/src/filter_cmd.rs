@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use rampart_filter::builtin::{builtin, BUILTINS};
 use rampart_filter::time::{TimeParser, Zone};
-use rampart_filter::{EventKind, Filter, Scanner};
+use rampart_filter::{EventKind, Filter, FilterStats, Scanner};
 use rampart_source::{LineReader, DEFAULT_MAX_LINE};
 
 use crate::cli::{FilterTestArgs, Show};
@@ -36,6 +36,16 @@ fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(b)
 }
 
+/// One filter's verdict on a line, owned (the scanner's borrows the line).
+struct Ev {
+    filter: usize,
+    pattern: usize,
+    kind: EventKind,
+    addr: Option<IpAddr>,
+    time: Option<rampart_core::Timestamp>,
+    user: Option<String>,
+}
+
 pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
     if crate::f2b_cmd::applies(&args.filter) {
         return crate::f2b_cmd::test(args);
@@ -43,15 +53,20 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
     if args.json && !args.show.is_empty() {
         bail!("--show prints lines in the text report; with --json every match is already in `matches`");
     }
-    let filter = Arc::new(rampart_filter::load(&args.filter)?);
+    let filters: Vec<Arc<Filter>> = rampart_filter::load_many(&args.filter)?
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    let multi = filters.len() > 1;
     let zone = Zone::parse(&args.timezone).context("--timezone")?;
     let now = args.time.now()?;
     let mut reader = LineReader::new(open_log(&args.logfile)?, DEFAULT_MAX_LINE);
-    let mut scanner = Scanner::new(
-        vec![Arc::clone(&filter)],
-        TimeParser::new(filter.timestamp(), zone, now),
-        true,
-    );
+    // One timestamp format per source: the filters' common choice, else detection.
+    let format = match filters.first().map(|f| f.timestamp()) {
+        Some(f) if filters.iter().all(|g| g.timestamp() == f) => f,
+        _ => rampart_filter::time::FormatChoice::Auto,
+    };
+    let mut scanner = Scanner::new(filters.clone(), TimeParser::new(format, zone, now), true);
     let cpu0 = cpu_seconds();
     let wall0 = Instant::now();
     let stdout = io::stdout();
@@ -63,55 +78,81 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
         out.write_all(b"{\"matches\":[")?;
     }
     let show = |k: Show| args.show.contains(&k);
+    let label = |e: &Ev| {
+        let id = &filters[e.filter].patterns()[e.pattern].id;
+        if multi {
+            format!("{}:{id}", filters[e.filter].name())
+        } else {
+            id.clone()
+        }
+    };
     let mut n: u64 = 0;
     while let Some(line) = reader
         .next_line()
         .with_context(|| format!("reading {}", args.logfile.display()))?
     {
         n += 1;
-        let mut event = None;
-        scanner.scan(line, |e| event = Some(e));
-        match event {
-            Some(e) if e.kind == EventKind::Failure => {
-                let Some(addr) = e.addr else { continue };
-                let room = addrs.len() < MAX_TALLIED_ADDRESSES;
-                match addrs.get_mut(&addr) {
-                    Some(c) => *c += 1,
-                    None if room => {
-                        addrs.insert(addr, 1);
+        // Owned copies (a Vec that allocates only when a filter reports the line).
+        let mut events: Vec<Ev> = Vec::new();
+        scanner.scan(line, |e| {
+            events.push(Ev {
+                filter: e.filter,
+                pattern: e.pattern,
+                kind: e.kind,
+                addr: e.addr,
+                time: e.time,
+                user: e.user.map(|u| lossy(u).into_owned()),
+            })
+        });
+        // Missed: no failure pattern matched (a note only records an address).
+        if show(Show::Missed) && events.iter().all(|e| e.kind == EventKind::Note) {
+            writeln!(out, "missed {n}: {}", lossy(line))?;
+        }
+        for e in &events {
+            match e.kind {
+                EventKind::Failure => {
+                    let Some(addr) = e.addr else { continue };
+                    let room = addrs.len() < MAX_TALLIED_ADDRESSES;
+                    match addrs.get_mut(&addr) {
+                        Some(c) => *c += 1,
+                        None if room => {
+                            addrs.insert(addr, 1);
+                        }
+                        None => untallied += 1,
                     }
-                    None => untallied += 1,
+                    if args.json {
+                        if !first_match {
+                            out.write_all(b",")?;
+                        }
+                        first_match = false;
+                        write!(out, "{{\"line\":{n},\"addr\":\"{addr}\",\"time\":")?;
+                        match e.time {
+                            Some(t) => write!(out, "\"{t}\"")?,
+                            None => out.write_all(b"null")?,
+                        }
+                        if multi {
+                            write!(out, ",\"filter\":")?;
+                            serde_json::to_writer(&mut out, &filters[e.filter].spec())?;
+                        }
+                        write!(
+                            out,
+                            ",\"pattern\":\"{}\"",
+                            filters[e.filter].patterns()[e.pattern].id
+                        )?;
+                        if let Some(u) = &e.user {
+                            out.write_all(b",\"user\":")?;
+                            serde_json::to_writer(&mut out, u)?;
+                        }
+                        out.write_all(b"}")?;
+                    } else if show(Show::Matched) {
+                        writeln!(out, "matched {n}: [{}] {addr}: {}", label(e), lossy(line))?;
+                    }
                 }
-                if args.json {
-                    if !first_match {
-                        out.write_all(b",")?;
-                    }
-                    first_match = false;
-                    write!(out, "{{\"line\":{n},\"addr\":\"{addr}\",\"time\":")?;
-                    match e.time {
-                        Some(t) => write!(out, "\"{t}\"")?,
-                        None => out.write_all(b"null")?,
-                    }
-                    write!(out, ",\"pattern\":\"{}\"", filter.patterns()[e.pattern].id)?;
-                    if let Some(u) = e.user {
-                        out.write_all(b",\"user\":")?;
-                        serde_json::to_writer(&mut out, &lossy(u))?;
-                    }
-                    out.write_all(b"}")?;
-                } else if show(Show::Matched) {
-                    writeln!(
-                        out,
-                        "matched {n}: [{}] {addr}: {}",
-                        filter.patterns()[e.pattern].id,
-                        lossy(line)
-                    )?;
+                EventKind::Ignored if show(Show::Ignored) => {
+                    writeln!(out, "ignored {n}: [{}] {}", label(e), lossy(line))?;
                 }
+                _ => {}
             }
-            Some(e) if e.kind == EventKind::Ignored && show(Show::Ignored) => {
-                writeln!(out, "ignored {n}: {}", lossy(line))?;
-            }
-            None if show(Show::Missed) => writeln!(out, "missed {n}: {}", lossy(line))?,
-            _ => {}
         }
     }
     let cpu = match (cpu0, cpu_seconds()) {
@@ -119,7 +160,9 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let wall = wall0.elapsed().as_secs_f64();
-    let st = scanner.filter_stats(0).clone();
+    let stats: Vec<FilterStats> = (0..filters.len())
+        .map(|i| scanner.filter_stats(i).clone())
+        .collect();
     let src = scanner.stats().clone();
     let lst = reader.stats().clone();
     let mut top: Vec<(IpAddr, u64)> = addrs.into_iter().collect();
@@ -130,31 +173,47 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
         .map(|f| f.to_string())
         .unwrap_or_else(|| "none".into());
     let per_line = |secs: f64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+    let sum = |f: fn(&FilterStats) -> u64| stats.iter().map(f).sum::<u64>();
+    let spec = filters
+        .iter()
+        .map(|f| f.spec())
+        .collect::<Vec<_>>()
+        .join(",");
     if args.json {
-        let patterns: Vec<serde_json::Value> = filter
-            .patterns()
+        let patterns: Vec<serde_json::Value> = filters
             .iter()
-            .zip(&st.per_pattern)
-            .map(|(p, c)| serde_json::json!({"id": p.id, "kind": p.kind.to_string(), "matched": c}))
+            .zip(&stats)
+            .flat_map(|(f, st)| {
+                f.patterns().iter().zip(&st.per_pattern).map(move |(p, c)| {
+                    let mut v =
+                        serde_json::json!({"id": p.id, "kind": p.kind.to_string(), "matched": c});
+                    if multi {
+                        v["filter"] = serde_json::Value::String(f.spec());
+                    }
+                    v
+                })
+            })
             .collect();
         let addresses: Vec<serde_json::Value> = top
             .iter()
             .map(|(a, c)| serde_json::json!({"addr": a.to_string(), "count": c}))
             .collect();
-        let summary = serde_json::json!({
-            "filter": filter.name(),
+        let mut summary = serde_json::json!({
+            "filter": spec,
             "file": args.logfile.display().to_string(),
             "lines": n,
             "bytes": lst.bytes,
             "too_long": lst.too_long,
             "no_timestamp": src.no_timestamp,
             "timestamp_format": format,
-            "candidates": st.candidates,
-            "matched": st.failures,
-            "ignored": st.ignored,
-            "bad_host": st.bad_host,
-            "no_time": st.no_time,
-            "unattributed": st.unattributed,
+            "candidates": sum(|s| s.candidates),
+            "matched": sum(|s| s.failures),
+            "ignored": sum(|s| s.ignored),
+            "bad_host": sum(|s| s.bad_host),
+            "no_time": sum(|s| s.no_time),
+            "unattributed": sum(|s| s.unattributed),
+            "folded": sum(|s| s.folded),
+            "held": sum(|s| s.held),
             "patterns": patterns,
             "addresses": addresses,
             "addresses_untallied": untallied,
@@ -162,6 +221,22 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
             "wall_seconds": wall,
             "lines_per_cpu_second": cpu.map(per_line),
         });
+        if multi {
+            summary["filters"] = filters
+                .iter()
+                .zip(&stats)
+                .map(|(f, st)| {
+                    serde_json::json!({
+                        "filter": f.spec(),
+                        "candidates": st.candidates,
+                        "matched": st.failures,
+                        "ignored": st.ignored,
+                        "folded": st.folded,
+                        "held": st.held,
+                    })
+                })
+                .collect();
+        }
         let obj = summary
             .as_object()
             .map(|m| m.iter().collect::<Vec<_>>())
@@ -180,12 +255,12 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
                 0.0
             }
         };
-        writeln!(
-            out,
-            "filter      {} ({})",
-            filter.name(),
-            filter.description()
-        )?;
+        let header = |out: &mut BufWriter<_>, f: &Filter| -> io::Result<()> {
+            writeln!(out, "filter      {} ({})", f.spec(), f.description())
+        };
+        if !multi {
+            header(&mut out, &filters[0])?;
+        }
         writeln!(out, "log         {}", args.logfile.display())?;
         writeln!(
             out,
@@ -198,41 +273,46 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
             "timestamps  {format}; lines without a timestamp: {}",
             src.no_timestamp
         )?;
-        writeln!(
-            out,
-            "matched     {} failures ({:.2}% of lines); ignored {}; bad address {}; no time {}; no address for connection {}",
-            st.failures, pct(st.failures), st.ignored, st.bad_host, st.no_time, st.unattributed
-        )?;
-        writeln!(
-            out,
-            "patterns    (matches, capture engine, prefilter literals)"
-        )?;
-        for (p, c) in filter.patterns().iter().zip(&st.per_pattern) {
-            let lits = p
-                .literals
-                .as_ref()
-                .map(|l| {
-                    l.iter()
-                        .map(|x| format!("{:?}", lossy(x)))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .unwrap_or_else(|| "none: every line is a candidate".into());
-            let note = if p.kind == rampart_filter::PatternKind::Note {
-                " (note)"
-            } else {
-                ""
-            };
+        for (f, st) in filters.iter().zip(&stats) {
+            if multi {
+                header(&mut out, f)?;
+            }
             writeln!(
                 out,
-                "  {:<28} {:>10}{note}  {}  {}",
-                p.id,
-                c,
-                p.extractor().describe(),
-                lits
+                "matched     {} failures ({:.2}% of lines); ignored {}; bad address {}; no time {}; folded into a counted attempt {}; held {}, of them never counted {}",
+                st.failures, pct(st.failures), st.ignored, st.bad_host, st.no_time, st.folded, st.held, st.unattributed + st.forgiven
             )?;
+            writeln!(
+                out,
+                "patterns    (matches, capture engine, prefilter literals)"
+            )?;
+            for (p, c) in f.patterns().iter().zip(&st.per_pattern) {
+                let lits = p
+                    .literals
+                    .as_ref()
+                    .map(|l| {
+                        l.iter()
+                            .map(|x| format!("{:?}", lossy(x)))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_else(|| "none: every line is a candidate".into());
+                let note = if p.kind == rampart_filter::PatternKind::Note {
+                    " (note)"
+                } else {
+                    ""
+                };
+                writeln!(
+                    out,
+                    "  {:<28} {:>10}{note}  {}  {}",
+                    p.id,
+                    c,
+                    p.extractor().describe(),
+                    lits
+                )?;
+            }
+            writeln!(out, "prefilter   {} candidate lines", st.candidates)?;
         }
-        writeln!(out, "prefilter   {} candidate lines", st.candidates)?;
         writeln!(
             out,
             "addresses   {} distinct{}",
