@@ -153,6 +153,8 @@ pub struct Geo {
     pub precedence: Precedence,
     /// The policies; the global deny list (if any) is the policy named `global`.
     pub policies: Vec<GeoPolicy>,
+    /// Sources every policy lets through: `defaults.allow` and every jail's `allow`.
+    pub pass: Vec<IpNet>,
 }
 
 /// ISO 3166-1 alpha-2, plus `EU` and `AP` (RIR files) and `XK` (geolocation databases).
@@ -225,13 +227,13 @@ fn check_name(name: &str) -> Result<(), String> {
 
 /// Validates `[geo]` (`geo` as parsed, with its span) against the jails.
 pub(crate) fn build(
-    geo: Option<&Spanned<GeoConfig>>,
+    file: &crate::ConfigFile,
     text: &str,
     path: &str,
     base: &Path,
     jails: &[Jail],
 ) -> Result<Option<Geo>, ConfigError> {
-    let Some(spanned) = geo else {
+    let Some(spanned) = file.geo.as_ref() else {
         return Ok(None);
     };
     let g = spanned.get_ref();
@@ -410,10 +412,18 @@ pub(crate) fn build(
             format!("geo: {} policies; at most {MAX_POLICIES}", policies.len()),
         ));
     }
+    // The allowlists were validated with their jails.
+    let mut pass = parse_nets(&file.defaults.allow).unwrap_or_default();
+    for j in &file.jail {
+        pass.extend(parse_nets(&j.get_ref().allow).unwrap_or_default());
+    }
+    pass.sort();
+    pass.dedup();
     Ok(Some(Geo {
         sources,
         precedence,
         policies,
+        pass,
     }))
 }
 
@@ -422,7 +432,8 @@ mod tests {
     use super::*;
     use crate::Config;
 
-    const HEAD: &str = "[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nports = [22, 2222]\n\n";
+    const HEAD: &str =
+        "[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nports = [22, 2222]\nallow = [\"192.0.2.9\"]\n";
 
     fn parse(geo: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("/etc/rampart/r.toml"), &format!("{HEAD}{geo}"))
@@ -473,6 +484,7 @@ widen = "registry"
             ]
         );
         assert_eq!(g.precedence, Precedence::RegistryFirst);
+        assert_eq!(g.pass, vec!["192.0.2.9/32".parse::<IpNet>().unwrap()]);
         assert_eq!(g.policies.len(), 3);
         let global = &g.policies[0];
         assert_eq!(global.name, "global");

@@ -451,7 +451,7 @@ impl Config {
         if jails.is_empty() {
             return Err(err(None, "no [[jail]] is configured".into()));
         }
-        let geo = geo::build(file.geo.as_ref(), text, &p, base, &jails)?;
+        let geo = geo::build(&file, text, &p, base, &jails)?;
         Ok(Self {
             path: path.to_owned(),
             zone,
