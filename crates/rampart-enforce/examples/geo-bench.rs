@@ -358,6 +358,9 @@ fn bans_with_big_set() -> Result<(), String> {
     Ok(())
 }
 
+/// One measurement of the run.
+type Step = Box<dyn Fn() -> Result<(), String>>;
+
 fn main() -> ExitCode {
     if !rustix::process::geteuid().is_root() {
         eprintln!("geo-bench needs root (it creates network namespaces)");
@@ -382,7 +385,7 @@ fn main() -> ExitCode {
             .expect("ipset geo backend"),
         )
     };
-    let steps: [(&str, Box<dyn Fn() -> Result<(), String>>); 5] = [
+    let steps: [(&str, Step); 5] = [
         ("nft load", Box::new(move || load("nl", &nft))),
         ("ipset load", Box::new(move || load("il", &ipset))),
         ("nft swap", Box::new(move || swap_under_traffic("ns", &nft))),
