@@ -428,3 +428,90 @@ impl GeoRuntime {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_config::Config;
+    use std::path::Path;
+
+    fn config(geo: &str) -> Config {
+        let apnic = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../data/geo/rir/delegated-apnic-extended-20181013.gz");
+        let text = format!(
+            "[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nallow = [\"192.0.2.9\"]\n\n[geo]\nsources = [\"{}\"]\n{geo}",
+            apnic.display()
+        );
+        Config::parse(Path::new("/etc/rampart/t.toml"), &text).unwrap()
+    }
+
+    fn contains(rule: &GeoRule, ip: &str) -> bool {
+        let ip: std::net::Ipv4Addr = ip.parse().unwrap();
+        rule.v4.iter().any(|n| n.contains(&ip))
+    }
+
+    #[test]
+    fn policies_compile_to_their_sets_and_registry_widening_takes_whole_allocations() {
+        let c = config(
+            "[[geo.policy]]\nname = \"exact\"\nallow_countries = [\"JP\"]\nalso = [\"180.152.1.0/24\"]\n\n\
+             [[geo.policy]]\nname = \"wide\"\nallow_countries = [\"JP\"]\nalso = [\"180.152.1.0/24\"]\nexcept = [\"180.152.2.0/24\"]\nwiden = \"registry\"\n",
+        );
+        let g = c.geo.unwrap();
+        let (db, files) = load_db(&g).unwrap();
+        assert_eq!(files.len(), 1);
+        let (plan, reports) = compile(&g, &db);
+        assert_eq!(plan.pass, vec!["192.0.2.9/32".parse::<IpNet>().unwrap()]);
+        let exact = &plan.rules[0];
+        assert_eq!(exact.action, GeoAction::Allow);
+        assert!(contains(exact, "1.0.16.10"), "JP allocation");
+        assert!(
+            !contains(exact, "180.152.0.10"),
+            "CN outside the also block"
+        );
+        assert!(contains(exact, "180.152.1.10"), "the also block");
+        let wide = &plan.rules[1];
+        assert!(
+            contains(wide, "180.152.0.10"),
+            "the whole CN /13 the also block touches"
+        );
+        assert!(contains(wide, "180.159.255.1"));
+        assert!(!contains(wide, "180.152.2.10"), "except wins over widening");
+        assert!(reports[1].v4 > reports[0].v4);
+        assert_eq!(reports[0].name, "exact");
+    }
+
+    #[test]
+    fn a_source_directory_without_rir_files_is_an_error_naming_it() {
+        let dir = std::env::temp_dir().join(format!("rampart-geo-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut g = config("").geo.unwrap();
+        g.sources = vec![dir.clone()];
+        let e = load_db(&g).unwrap_err();
+        assert!(
+            e.contains(&dir.display().to_string()) && e.contains("geo update"),
+            "{e}"
+        );
+        g.sources = vec![dir.join("missing.gz")];
+        assert!(load_db(&g).unwrap_err().contains("no such file"));
+        let _ = std::fs::remove_dir(&dir);
+    }
+
+    #[test]
+    fn a_runtime_without_geo_describes_nothing_and_reports_null() {
+        let rt = GeoRuntime::start(None, Box::new(GeoLogOnly::default())).unwrap();
+        assert!(!rt.has_data());
+        assert_eq!(rt.describe("1.0.16.10".parse().unwrap()), (None, None));
+        assert!(rt.status_json().is_null());
+        let c =
+            config("[[geo.policy]]\nname = \"voip\"\nports = [5060]\nallow_countries = [\"JP\"]\n");
+        let rt = GeoRuntime::start(c.geo.as_ref(), Box::new(GeoLogOnly::default())).unwrap();
+        assert_eq!(
+            rt.describe("180.152.0.10".parse().unwrap()),
+            (Some("CN".into()), Some("180.152.0.0/13".into()))
+        );
+        let st = rt.status_json();
+        assert_eq!(st["backend"], "log-only");
+        assert_eq!(st["policies"][0]["name"], "voip");
+        assert!(st["policies"][0]["set_v4"].as_u64().unwrap() > 100);
+    }
+}

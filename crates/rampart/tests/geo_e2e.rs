@@ -449,3 +449,86 @@ fn nftables_country_policy_allows_one_country_and_follows_a_data_update() {
 fn ipset_country_policy_allows_one_country_and_follows_a_data_update() {
     country_policy_allows_one_country_and_follows_a_data_update("ipset");
 }
+
+/// `rampart replay` adds the country and registry block of every decision when the config
+/// has `[geo]`, and leaves its output as it was without.
+#[test]
+fn replay_carries_country_and_block_only_when_the_config_has_geo() {
+    let dir = std::env::temp_dir().join(format!("rampart-geo-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    struct Clean(PathBuf);
+    impl Drop for Clean {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _clean = Clean(dir.clone());
+    let log = dir.join("auth.log");
+    let mut text = String::new();
+    for (i, addr) in [
+        CN_ADDR,
+        CN_ADDR,
+        CN_ADDR,
+        "192.0.2.50",
+        "192.0.2.50",
+        "192.0.2.50",
+    ]
+    .iter()
+    .enumerate()
+    {
+        text.push_str(&format!(
+            "Nov 21 01:00:0{i} host sshd[{}]: Invalid user guest from {addr} port {}\n",
+            100 + i,
+            40000 + i
+        ));
+    }
+    std::fs::write(&log, text).unwrap();
+    let jail = "[defaults]\ntimezone = \"UTC\"\n\n[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nmax_failures = 3\n";
+    let with_geo = dir.join("geo.toml");
+    std::fs::write(
+        &with_geo,
+        format!(
+            "{jail}\n[geo]\nsources = [\"{}\"]\n",
+            data("rir/delegated-apnic-extended-20181013.gz").display()
+        ),
+    )
+    .unwrap();
+    let without = dir.join("plain.toml");
+    std::fs::write(&without, jail).unwrap();
+    let replay = |cfg: &Path, json: bool| {
+        let mut c = Command::new(BIN);
+        c.arg("replay")
+            .arg("--config")
+            .arg(cfg)
+            .args(["--now", "2026-11-25T00:00:00Z"]);
+        if json {
+            c.arg("--json");
+        }
+        let out = c.arg(&log).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let lines: Vec<Value> = replay(&with_geo, true)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["addr"], CN_ADDR);
+    assert_eq!(lines[0]["country"], "CN");
+    assert_eq!(lines[0]["block"], "180.152.0.0/13");
+    assert_eq!(lines[1]["addr"], "192.0.2.50");
+    assert!(lines[1]["country"].is_null() && lines[1].get("country").is_some());
+    let text = replay(&with_geo, false);
+    assert!(text.contains("country=CN block=180.152.0.0/13"), "{text}");
+    let plain: Value =
+        serde_json::from_str(replay(&without, true).lines().next().unwrap()).unwrap();
+    assert!(
+        plain.get("country").is_none() && plain.get("block").is_none(),
+        "{plain}"
+    );
+    assert!(!replay(&without, false).contains("country="));
+}
