@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # rampart-geo benchmark: build every country's aggregated IPv4+IPv6 set from the five
 # vendored RIR files (target: <= 1 CPU second), and IPv4 lookups per second on one core
-# (target: >= 10 M/s). See docs/geo.md.
+# (target: >= 10 M/s); then the kernel side (needs root): load a 100k-prefix policy set
+# (target <= 1 s), replace it atomically while UDP flows run (no gap), and single jail bans
+# with a 500k-prefix set loaded (target p99 <= 20 ms). See docs/geo.md.
 #
 #   bash bench/geo.sh
 #
 # Environment (all optional):
 #   GEO_REPEAT=3          runs of each measurement (the median is reported)
 #   GEO_LOOKUPS=10000000  random IPv4 addresses looked up
-#   BENCH_NO_BUILD=1      use the example already built, do not run cargo
+#   BENCH_NO_BUILD=1      use the examples already built, do not run cargo
+#   GEO_KERNEL=0          skip the kernel measurements (they need root)
 #   CARGO_TARGET_DIR      where cargo builds (default: target)
 set -euo pipefail
 
@@ -29,6 +32,9 @@ fi
 
 if [ -z "${BENCH_NO_BUILD:-}" ]; then
   cargo build --release --locked -q -p rampart-geo --example geo_bench
+  if [ "${GEO_KERNEL:-1}" != 0 ]; then
+    cargo build --release --locked -q -p rampart-enforce --example geo-bench
+  fi
 fi
 
 FILES=()
@@ -77,3 +83,19 @@ read -r lookup_cpu lookup_rss < <(run geo-lookup "$BIN" lookup "$LOOKUPS" "${FIL
   cat "$OUT/geo-lookup.txt"
   echo '```'
 } | tee "$OUT/geo.md"
+
+if [ "${GEO_KERNEL:-1}" != 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "bench/geo.sh: the kernel measurements need root (or set GEO_KERNEL=0)" >&2
+    exit 2
+  fi
+  "$TARGET/release/examples/geo-bench" >"$OUT/geo-kernel.txt"
+  {
+    echo
+    echo "Kernel sets (\`geo-bench\` example of rampart-enforce, in throw-away namespaces):"
+    echo
+    echo '```'
+    cat "$OUT/geo-kernel.txt"
+    echo '```'
+  } | tee -a "$OUT/geo.md"
+fi

@@ -31,6 +31,8 @@ use rampart_filter::Filter;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub mod geo;
+
 /// The whole file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +46,8 @@ pub struct ConfigFile {
     /// The jails.
     #[serde(default)]
     pub jail: Vec<Spanned<JailConfig>>,
+    /// Country and registry policies.
+    pub geo: Option<Spanned<geo::GeoConfig>>,
 }
 
 /// `[daemon]`: settings of `rampart run` (ignored by the offline commands).
@@ -222,6 +226,8 @@ pub struct Config {
     pub daemon: Daemon,
     /// The jails, in file order.
     pub jails: Vec<Jail>,
+    /// The `[geo]` section, if any.
+    pub geo: Option<geo::Geo>,
 }
 
 /// A validated jail.
@@ -450,11 +456,13 @@ impl Config {
         if jails.is_empty() {
             return Err(err(None, "no [[jail]] is configured".into()));
         }
+        let geo = geo::build(&file, text, &p, base, &jails)?;
         Ok(Self {
             path: path.to_owned(),
             zone,
             daemon,
             jails,
+            geo,
         })
     }
 }

@@ -194,6 +194,7 @@ pub struct Engine {
     ban_log: RateLimit,
     err_log: RateLimit,
     stopping: bool,
+    geo: crate::geo::GeoRuntime,
 }
 
 fn now() -> Timestamp {
@@ -227,6 +228,9 @@ impl Engine {
     ) -> Result<Self, crate::DaemonError> {
         let scopes: Vec<Scope> = config.jails.iter().map(|j| j.scope.clone()).collect();
         backend.prepare(&scopes)?;
+        let geo = crate::geo::make_enforcer(&config.daemon, settings.dry_run)
+            .and_then(|g| crate::geo::GeoRuntime::start(config.geo.as_ref(), g))
+            .map_err(crate::DaemonError::Setup)?;
         let reconcile_every = config.daemon.reconcile_every;
         let mut engine = Self {
             settings,
@@ -247,6 +251,7 @@ impl Engine {
             ban_log: RateLimit::new(600),
             err_log: RateLimit::new(20),
             stopping: false,
+            geo,
         };
         engine.restore()?;
         engine.build_jails()?;
@@ -661,7 +666,19 @@ impl Engine {
             if suppressed > 0 {
                 info!(suppressed = suppressed; "Ban messages were rate-limited.");
             }
-            if log {
+            if log && self.geo.has_data() {
+                let (country, block) = self.geo.describe(b.offender.net().addr());
+                info!(
+                    jail = %b.jail,
+                    ip = %b.offender.net(),
+                    country = %country.unwrap_or_else(|| "-".into()),
+                    block = %block.unwrap_or_else(|| "-".into()),
+                    failures = b.failures,
+                    level = b.level,
+                    until = %b.end;
+                    "Banned offender."
+                );
+            } else if log {
                 info!(
                     jail = %b.jail,
                     ip = %b.offender.net(),
@@ -734,6 +751,7 @@ impl Engine {
             self.persist_checkpoints(now, "tick");
         }
         self.active.retain(|_, a| a.end > now);
+        self.geo.tick();
         if self.needs_reconcile || Instant::now() >= self.next_reconcile {
             self.reconcile(now);
         }
@@ -907,6 +925,7 @@ impl Engine {
             "active_map_bytes": self.active.capacity() * 8 / 7
                 * (size_of::<((JailName, IpNet), Active)>() + 1),
             "jails": jails,
+            "geo": self.geo.status_json(),
         }))
     }
 
@@ -917,7 +936,7 @@ impl Engine {
         let items: Vec<_> = list
             .into_iter()
             .map(|((jail, net), a)| {
-                json!({
+                let mut item = json!({
                     "jail": jail.as_str(),
                     "net": net.to_string(),
                     "start": a.start.to_string(),
@@ -926,7 +945,13 @@ impl Engine {
                     "level": a.level,
                     "failures": a.failures,
                     "origin": if a.manual { "manual" } else { "detected" },
-                })
+                });
+                if self.geo.has_data() {
+                    let (country, block) = self.geo.describe(net.addr());
+                    item["country"] = json!(country);
+                    item["block"] = json!(block);
+                }
+                item
             })
             .collect();
         Response::ok(json!(items))
@@ -1099,6 +1124,10 @@ impl Engine {
                     .into(),
             );
         }
+        // Country policies first: data and sets are built completely before the kernel is
+        // touched, so a bad [geo] leaves everything as it was.
+        let geo_msg = self.geo.reload(new.geo.as_ref())?;
+        info!(; "{geo_msg}");
         let scopes: Vec<Scope> = new.jails.iter().map(|j| j.scope.clone()).collect();
         self.backend
             .prepare(&scopes)

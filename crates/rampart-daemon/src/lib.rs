@@ -8,6 +8,7 @@
 
 pub mod control;
 pub mod engine;
+pub mod geo;
 pub mod host;
 pub mod log;
 pub mod notify;

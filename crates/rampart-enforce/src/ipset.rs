@@ -512,7 +512,7 @@ fn element(net: &IpNet) -> String {
 }
 
 /// Ports in multiport syntax (`22,1000:2000`), split into groups of at most 15 slots.
-fn port_groups(ports: &[rampart_core::PortRange]) -> Vec<String> {
+pub(crate) fn port_groups(ports: &[rampart_core::PortRange]) -> Vec<String> {
     let mut groups = Vec::new();
     let mut cur: Vec<String> = Vec::new();
     let mut slots = 0;

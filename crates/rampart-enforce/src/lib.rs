@@ -6,10 +6,15 @@
 //!   iptables/ip6tables chain, for hosts that run iptables;
 //! - [`LogOnlyBackend`]: enforces nothing, remembers what it would enforce (`--dry-run`).
 //!
+//! - country policies ([`GeoPlan`]) through a [`GeoEnforcer`]: [`GeoNft`] (interval sets
+//!   over netlink) or [`GeoIpset`] (`hash:net` + iptables).
+//!
 //! This is the only crate that spawns firewall tools or talks netlink. Set names derived
 //! from jail names are described in [`names`].
 
 mod error;
+mod geo_ipset;
+mod geo_nft;
 mod ipset;
 mod logonly;
 pub mod names;
@@ -18,6 +23,11 @@ mod nft;
 mod process;
 
 pub use error::EnforceError;
+pub use geo_ipset::{GeoIpset, GeoIpsetConfig, GEO_IPT_CHAIN};
+pub use geo_nft::{
+    check_policy_name, GeoAction, GeoApplied, GeoEnforcer, GeoLogOnly, GeoNft, GeoNftConfig,
+    GeoPlan, GeoRule, GEO_CHAIN, GEO_NAME_MAX, SEEN_SET_SIZE, SEEN_TIMEOUT,
+};
 pub use ipset::{IpsetBackend, IpsetConfig, IP6TABLES, IPSET, IPSET_MAX_TIMEOUT, IPTABLES};
 pub use logonly::{LogOnlyBackend, LOG_ONLY_CAPACITY};
 pub use nft::{NftBackend, NftConfig, TimeoutRefresh, NFT, NFT_MAX_TIMEOUT};

@@ -100,7 +100,67 @@ pub fn status(socket: &Path, jail: Option<String>, json: bool) -> anyhow::Result
             num(&j["source_errors"]),
         );
     }
+    print_geo_status(&data["geo"]);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The country policies of `rampart status`: one line per policy with its set sizes, then
+/// its first contacts (notify mode).
+fn print_geo_status(g: &Value) {
+    if g.is_null() {
+        return;
+    }
+    let list = |v: &Value| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default()
+    };
+    println!(
+        "geo: backend {}, {} source file(s), loaded {} ({} ms data, {} ms kernel)",
+        g["backend"].as_str().unwrap_or("?"),
+        g["sources"].as_array().map_or(0, Vec::len),
+        g["loaded_at"].as_str().unwrap_or("?"),
+        num(&g["load_ms"]),
+        num(&g["apply_ms"]),
+    );
+    for p in g["policies"].as_array().into_iter().flatten() {
+        let ports = list(&p["ports"]);
+        println!(
+            "geo policy {}: {} {} [{}]{} on {}; set {} IPv4 + {} IPv6 prefixes ({} IPv4 addresses)",
+            p["name"].as_str().unwrap_or("?"),
+            p["action"].as_str().unwrap_or("?"),
+            p["mode"].as_str().unwrap_or("?"),
+            list(&p["countries"]),
+            if list(&p["blocks"]).is_empty() {
+                String::new()
+            } else {
+                format!(" + blocks {}", list(&p["blocks"]))
+            },
+            if ports.is_empty() {
+                "all ports".to_owned()
+            } else {
+                format!("{} {ports}", list(&p["protocols"]))
+            },
+            num(&p["set_v4"]),
+            num(&p["set_v6"]),
+            num(&p["addresses_v4"]),
+        );
+        for c in p["first_contacts"].as_array().into_iter().flatten() {
+            println!(
+                "  first contact from {}: {} (block {}) at {}, seen {} time(s)",
+                c["country"].as_str().unwrap_or("??"),
+                c["addr"].as_str().unwrap_or("?"),
+                c["block"].as_str().unwrap_or("-"),
+                c["at"].as_str().unwrap_or("?"),
+                num(&c["seen"]),
+            );
+        }
+    }
 }
 
 pub fn bans(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
@@ -114,13 +174,31 @@ pub fn bans(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
         println!("no active bans");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{:<16} {:<40} {:>10} {:>5} {:<8} END",
-        "JAIL", "ADDRESS", "REMAINING", "LEVEL", "ORIGIN"
-    );
-    for b in list {
+    // Country and block columns appear when the daemon has geo data.
+    let geo = list.iter().any(|b| b.get("country").is_some());
+    if geo {
         println!(
-            "{:<16} {:<40} {:>9}s {:>5} {:<8} {}",
+            "{:<16} {:<40} {:>10} {:>5} {:<8} {:<7} {:<20} END",
+            "JAIL", "ADDRESS", "REMAINING", "LEVEL", "ORIGIN", "COUNTRY", "BLOCK"
+        );
+    } else {
+        println!(
+            "{:<16} {:<40} {:>10} {:>5} {:<8} END",
+            "JAIL", "ADDRESS", "REMAINING", "LEVEL", "ORIGIN"
+        );
+    }
+    for b in list {
+        let geo_cols = if geo {
+            format!(
+                "{:<7} {:<20} ",
+                b["country"].as_str().unwrap_or("-"),
+                b["block"].as_str().unwrap_or("-").replace(' ', ",")
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "{:<16} {:<40} {:>9}s {:>5} {:<8} {geo_cols}{}",
             b["jail"].as_str().unwrap_or("?"),
             b["net"].as_str().unwrap_or("?"),
             b["remaining_s"].as_i64().unwrap_or(0),

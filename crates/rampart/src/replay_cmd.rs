@@ -31,10 +31,39 @@ struct DecisionJson<'a> {
     ban_end: String,
     ban_for: String,
     level: u32,
+    /// Only when the config has `[geo]` (then `null` when no source knows the address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<Option<String>>,
+    /// The registry block of the address, as CIDRs (with `[geo]` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    block: Option<Option<String>>,
 }
 
-fn print_ban(out: &mut impl Write, json: bool, ban: &Ban) -> io::Result<()> {
+/// Country and registry block of an address when geo data is loaded.
+fn geo_of(
+    db: Option<&rampart_geo::GeoDb>,
+    ip: std::net::IpAddr,
+) -> Option<(Option<String>, Option<String>)> {
+    let db = db?;
+    let country = db.country(ip).map(|c| c.as_str().to_owned());
+    let block = db.registry_block(ip).map(|b| {
+        b.cidrs()
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    Some((country, block))
+}
+
+fn print_ban(
+    out: &mut impl Write,
+    json: bool,
+    ban: &Ban,
+    geo: Option<&rampart_geo::GeoDb>,
+) -> io::Result<()> {
     let ban_for = format_duration(ban.end.duration_since(ban.start));
+    let g = geo_of(geo, ban.addr);
     if json {
         let d = DecisionJson {
             addr: ban.addr.to_string(),
@@ -47,11 +76,13 @@ fn print_ban(out: &mut impl Write, json: bool, ban: &Ban) -> io::Result<()> {
             ban_end: ban.end.to_string(),
             ban_for,
             level: ban.level,
+            country: g.as_ref().map(|g| g.0.clone()),
+            block: g.as_ref().map(|g| g.1.clone()),
         };
         serde_json::to_writer(&mut *out, &d)?;
         out.write_all(b"\n")
     } else {
-        writeln!(
+        write!(
             out,
             "{} ban {} {} failures={} first={} last={} until={} for={} level={}",
             ban.start,
@@ -63,13 +94,30 @@ fn print_ban(out: &mut impl Write, json: bool, ban: &Ban) -> io::Result<()> {
             ban.end,
             ban_for,
             ban.level
-        )
+        )?;
+        if let Some((country, block)) = g {
+            write!(
+                out,
+                " country={} block={}",
+                country.as_deref().unwrap_or("-"),
+                block.as_deref().unwrap_or("-").replace(' ', ",")
+            )?;
+        }
+        writeln!(out)
     }
 }
 
 pub fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
     let now = args.time.now()?;
+    let geo = match &config.geo {
+        Some(g) => Some(
+            rampart_daemon::geo::load_db(g)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?
+                .0,
+        ),
+        None => None,
+    };
     let mut jails: Vec<_> = config.jails.iter().collect();
     if !args.jails.is_empty() {
         for name in &args.jails {
@@ -122,7 +170,7 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
                 };
                 if let Outcome::Banned(ban) = detectors[e.filter].record(Failure { addr, time }) {
                     bans_out += 1;
-                    if let Err(err) = print_ban(&mut out, args.json, &ban) {
+                    if let Err(err) = print_ban(&mut out, args.json, &ban, geo.as_ref()) {
                         pending_err.get_or_insert(err);
                     }
                 }
