@@ -249,6 +249,15 @@ if [ "$RAMPART_OK" = 1 ]; then
     measure rampart-filter-access-all "$ACCESS_LINES" "$REPEAT" parse_filter_test -- \
         "$BIN/rampart" filter test web-scan,web-badbots "$ACCESS" --now "$NOW" ||
         note "rampart filter test web-scan,web-badbots failed (see $TMP/rampart-filter-access-all.err)"
+    # fail2ban's own sshd filter, loaded unchanged from /etc/fail2ban (issue 5's yardstick:
+    # compare with the fail2ban-regex sshd row below, same file, same run).
+    if [ -f /etc/fail2ban/filter.d/sshd.conf ]; then
+        measure rampart-filter-fail2ban-sshd "$AUTH_LINES" "$REPEAT" parse_filter_test -- \
+            "$BIN/rampart" filter test fail2ban:sshd "$AUTH" --now "$NOW" ||
+            note "rampart filter test fail2ban:sshd failed (see $TMP/rampart-filter-fail2ban-sshd.err)"
+    else
+        note "skipped rampart filter test fail2ban:sshd: /etc/fail2ban is not installed"
+    fi
 fi
 
 # ---------------------------------------------------------------------------------------
