@@ -46,7 +46,8 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use rampart_core::{PortRange, Protocol};
 
 use crate::names;
-use crate::netlink::{self as nl, attrs, be32, cstr, Batch, DumpEnd, NfSocket};
+use crate::netlink::{self as nl, attrs, Batch, NfSocket};
+use crate::nft::absent_is_empty;
 use crate::process::Runner;
 use crate::{validate_ident, EnforceError};
 
@@ -68,10 +69,6 @@ const PASS_6: &str = "geo_pass_6";
 const ELEMENTS_BUDGET: usize = 60_000;
 
 // nf_tables attributes (linux/netfilter/nf_tables.h).
-const NFTA_SET_TABLE: u16 = 1;
-const NFTA_SET_NAME: u16 = 2;
-const NFTA_SET_FLAGS: u16 = 3;
-const NFTA_SET_KEY_LEN: u16 = 5;
 const NFT_SET_INTERVAL: u32 = 0x4;
 const NFT_SET_TIMEOUT: u32 = 0x10;
 const NFT_SET_EVAL: u32 = 0x20;
@@ -83,11 +80,6 @@ const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_FLAGS: u16 = 3;
 const NFTA_DATA_VALUE: u16 = 1;
 const NFT_SET_ELEM_INTERVAL_END: u32 = 0x1;
-const NFTA_CHAIN_TABLE: u16 = 1;
-const NFTA_CHAIN_NAME: u16 = 3;
-const NFTA_RULE_TABLE: u16 = 1;
-const NFTA_RULE_CHAIN: u16 = 2;
-const NFTA_RULE_USERDATA: u16 = 7;
 
 /// What a policy does with the addresses its set holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -418,88 +410,17 @@ impl GeoNft {
     }
 
     fn read_state(&mut self) -> Result<GeoState, EnforceError> {
-        let table = self.table.clone();
-        let mut st = GeoState::default();
-        for _ in 0..5 {
-            st = GeoState::default();
-            let mut done = true;
-            let sets = &mut st.sets;
-            let r = self.sock.dump(
-                nl::NFT_MSG_GETSET,
-                nl::NFPROTO_INET,
-                "set list",
-                |m| m.attr_str(NFTA_SET_TABLE, &table),
-                |body| {
-                    let (mut t, mut name, mut flags, mut key_len) = ("", "", 0, 0);
-                    for (ty, d) in attrs(body) {
-                        match ty {
-                            NFTA_SET_TABLE => t = cstr(d),
-                            NFTA_SET_NAME => name = cstr(d),
-                            NFTA_SET_FLAGS => flags = be32(d).unwrap_or(0),
-                            NFTA_SET_KEY_LEN => key_len = be32(d).unwrap_or(0),
-                            _ => {}
-                        }
-                    }
-                    if t == table && is_geo_set(name) {
-                        sets.insert(name.to_owned(), (flags, key_len));
-                    }
-                    Ok(())
-                },
-            );
-            done &= absent_is_empty(r)? == DumpEnd::Complete;
-            let chain = &mut st.chain;
-            let r = self.sock.dump(
-                nl::NFT_MSG_GETCHAIN,
-                nl::NFPROTO_INET,
-                "chain list",
-                |m| m.attr_str(NFTA_CHAIN_TABLE, &table),
-                |body| {
-                    let (mut t, mut name) = ("", "");
-                    for (ty, d) in attrs(body) {
-                        match ty {
-                            NFTA_CHAIN_TABLE => t = cstr(d),
-                            NFTA_CHAIN_NAME => name = cstr(d),
-                            _ => {}
-                        }
-                    }
-                    if t == table && name == GEO_CHAIN {
-                        *chain = true;
-                    }
-                    Ok(())
-                },
-            );
-            done &= absent_is_empty(r)? == DumpEnd::Complete;
-            let comments = &mut st.comments;
-            let r = self.sock.dump(
-                nl::NFT_MSG_GETRULE,
-                nl::NFPROTO_INET,
-                "rule list",
-                |m| {
-                    m.attr_str(NFTA_RULE_TABLE, &table);
-                    m.attr_str(NFTA_RULE_CHAIN, GEO_CHAIN);
-                },
-                |body| {
-                    let (mut t, mut chain, mut comment) = ("", "", String::new());
-                    for (ty, d) in attrs(body) {
-                        match ty {
-                            NFTA_RULE_TABLE => t = cstr(d),
-                            NFTA_RULE_CHAIN => chain = cstr(d),
-                            NFTA_RULE_USERDATA => comment = rule_comment(d),
-                            _ => {}
-                        }
-                    }
-                    if t == table && chain == GEO_CHAIN {
-                        comments.push(comment);
-                    }
-                    Ok(())
-                },
-            );
-            done &= absent_is_empty(r)? == DumpEnd::Complete;
-            if done {
-                break;
-            }
-        }
-        Ok(st)
+        let mut t = crate::nft::read_table_state(&mut self.sock, &self.table)?;
+        Ok(GeoState {
+            sets: t
+                .sets
+                .into_iter()
+                .filter(|(name, _)| is_geo_set(name))
+                .map(|(name, i)| (name, (i.flags, i.key_len)))
+                .collect(),
+            chain: t.chains.contains_key(GEO_CHAIN),
+            comments: t.rules.remove(GEO_CHAIN).unwrap_or_default(),
+        })
     }
 
     fn wanted_sets(plan: &GeoPlan) -> Vec<SetSpec> {
@@ -891,30 +812,6 @@ fn pass_v6(pass: &[ipnet::IpNet]) -> Vec<(u128, u128)> {
 fn chunk_len(key_len: usize) -> usize {
     let per = 20 + key_len;
     (ELEMENTS_BUDGET.min(nl::MAX_ATTR_LEN - 64) / per).max(1)
-}
-
-fn absent_is_empty(r: Result<DumpEnd, EnforceError>) -> Result<DumpEnd, EnforceError> {
-    match r {
-        Err(EnforceError::Rejected { errno, .. }) if errno == rustix::io::Errno::NOENT => {
-            Ok(DumpEnd::Complete)
-        }
-        other => other,
-    }
-}
-
-/// The comment in a rule's user data (TLVs of `type u8, len u8, value`).
-fn rule_comment(mut d: &[u8]) -> String {
-    while d.len() >= 2 {
-        let (ty, len) = (d[0], usize::from(d[1]));
-        let Some(value) = d.get(2..2 + len) else {
-            break;
-        };
-        if ty == 0 {
-            return cstr(value).to_owned();
-        }
-        d = &d[2 + len..];
-    }
-    String::new()
 }
 
 #[cfg(test)]

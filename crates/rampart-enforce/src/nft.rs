@@ -178,26 +178,26 @@ pub enum TimeoutRefresh {
 
 /// A set as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct SetInfo {
-    flags: u32,
-    key_len: u32,
+pub(crate) struct SetInfo {
+    pub(crate) flags: u32,
+    pub(crate) key_len: u32,
 }
 
 /// A chain as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct ChainInfo {
+pub(crate) struct ChainInfo {
     hook: Option<(u32, i32)>,
     policy: Option<u32>,
     kind: String,
 }
 
-/// What rampart's table holds now.
+/// What rampart's table holds now (the jails' objects and the geo policies' alike).
 #[derive(Debug, Default)]
-struct TableState {
-    sets: BTreeMap<String, SetInfo>,
-    chains: BTreeMap<String, ChainInfo>,
+pub(crate) struct TableState {
+    pub(crate) sets: BTreeMap<String, SetInfo>,
+    pub(crate) chains: BTreeMap<String, ChainInfo>,
     /// Rule comments per chain, in order (`""` for a rule without one).
-    rules: BTreeMap<String, Vec<String>>,
+    pub(crate) rules: BTreeMap<String, Vec<String>>,
 }
 
 /// One desired base chain.
@@ -259,105 +259,7 @@ impl NftBackend {
     }
 
     fn read_state(&mut self) -> Result<TableState, EnforceError> {
-        let mut st = TableState::default();
-        let table = self.table.clone();
-        for _ in 0..DUMP_RETRIES {
-            st = TableState::default();
-            let mut done = true;
-            let sets = &mut st.sets;
-            let r = self.sock.dump(
-                nl::NFT_MSG_GETSET,
-                nl::NFPROTO_INET,
-                "set list",
-                |m| m.attr_str(NFTA_SET_TABLE, &table),
-                |body| {
-                    let (mut t, mut name, mut flags, mut key_len) = ("", "", 0, 0);
-                    for (ty, d) in attrs(body) {
-                        match ty {
-                            NFTA_SET_TABLE => t = cstr(d),
-                            NFTA_SET_NAME => name = cstr(d),
-                            NFTA_SET_FLAGS => flags = be32(d).unwrap_or(0),
-                            NFTA_SET_KEY_LEN => key_len = be32(d).unwrap_or(0),
-                            _ => {}
-                        }
-                    }
-                    if t == table {
-                        sets.insert(name.to_owned(), SetInfo { flags, key_len });
-                    }
-                    Ok(())
-                },
-            );
-            done &= absent_is_empty(r)? == DumpEnd::Complete;
-            let chains = &mut st.chains;
-            let r = self.sock.dump(
-                nl::NFT_MSG_GETCHAIN,
-                nl::NFPROTO_INET,
-                "chain list",
-                |m| m.attr_str(NFTA_CHAIN_TABLE, &table),
-                |body| {
-                    let (mut t, mut name) = ("", "");
-                    let mut info = ChainInfo {
-                        hook: None,
-                        policy: None,
-                        kind: String::new(),
-                    };
-                    for (ty, d) in attrs(body) {
-                        match ty {
-                            NFTA_CHAIN_TABLE => t = cstr(d),
-                            NFTA_CHAIN_NAME => name = cstr(d),
-                            NFTA_CHAIN_POLICY => info.policy = be32(d),
-                            NFTA_CHAIN_TYPE => info.kind = cstr(d).to_owned(),
-                            NFTA_CHAIN_HOOK => {
-                                let (mut num, mut prio) = (None, None);
-                                for (hty, hd) in attrs(d) {
-                                    match hty {
-                                        NFTA_HOOK_HOOKNUM => num = be32(hd),
-                                        NFTA_HOOK_PRIORITY => prio = be32(hd),
-                                        _ => {}
-                                    }
-                                }
-                                if let (Some(n), Some(p)) = (num, prio) {
-                                    info.hook = Some((n, p as i32));
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                    if t == table {
-                        chains.insert(name.to_owned(), info);
-                    }
-                    Ok(())
-                },
-            );
-            done &= absent_is_empty(r)? == DumpEnd::Complete;
-            let rules = &mut st.rules;
-            let r = self.sock.dump(
-                nl::NFT_MSG_GETRULE,
-                nl::NFPROTO_INET,
-                "rule list",
-                |m| m.attr_str(NFTA_RULE_TABLE, &table),
-                |body| {
-                    let (mut t, mut chain, mut comment) = ("", "", String::new());
-                    for (ty, d) in attrs(body) {
-                        match ty {
-                            NFTA_RULE_TABLE => t = cstr(d),
-                            NFTA_RULE_CHAIN => chain = cstr(d),
-                            NFTA_RULE_USERDATA => comment = rule_comment(d),
-                            _ => {}
-                        }
-                    }
-                    if t == table {
-                        rules.entry(chain.to_owned()).or_default().push(comment);
-                    }
-                    Ok(())
-                },
-            );
-            done &= absent_is_empty(r)? == DumpEnd::Complete;
-            if done {
-                return Ok(st);
-            }
-        }
-        Ok(st)
+        read_table_state(&mut self.sock, &self.table)
     }
 
     fn prepare_inner(&mut self, scopes: &[Scope]) -> Result<(), EnforceError> {
@@ -880,8 +782,114 @@ fn match_ports(s: &Scope) -> String {
     )
 }
 
+/// Reads the sets, chains and rule comments of `table` (a consistent dump: retried while
+/// the kernel reports that the table changed during it). A missing table reads as empty.
+pub(crate) fn read_table_state(
+    sock: &mut NfSocket,
+    table: &str,
+) -> Result<TableState, EnforceError> {
+    let mut st = TableState::default();
+    for _ in 0..DUMP_RETRIES {
+        st = TableState::default();
+        let mut done = true;
+        let sets = &mut st.sets;
+        let r = sock.dump(
+            nl::NFT_MSG_GETSET,
+            nl::NFPROTO_INET,
+            "set list",
+            |m| m.attr_str(NFTA_SET_TABLE, table),
+            |body| {
+                let (mut t, mut name, mut flags, mut key_len) = ("", "", 0, 0);
+                for (ty, d) in attrs(body) {
+                    match ty {
+                        NFTA_SET_TABLE => t = cstr(d),
+                        NFTA_SET_NAME => name = cstr(d),
+                        NFTA_SET_FLAGS => flags = be32(d).unwrap_or(0),
+                        NFTA_SET_KEY_LEN => key_len = be32(d).unwrap_or(0),
+                        _ => {}
+                    }
+                }
+                if t == table {
+                    sets.insert(name.to_owned(), SetInfo { flags, key_len });
+                }
+                Ok(())
+            },
+        );
+        done &= absent_is_empty(r)? == DumpEnd::Complete;
+        let chains = &mut st.chains;
+        let r = sock.dump(
+            nl::NFT_MSG_GETCHAIN,
+            nl::NFPROTO_INET,
+            "chain list",
+            |m| m.attr_str(NFTA_CHAIN_TABLE, table),
+            |body| {
+                let (mut t, mut name) = ("", "");
+                let mut info = ChainInfo {
+                    hook: None,
+                    policy: None,
+                    kind: String::new(),
+                };
+                for (ty, d) in attrs(body) {
+                    match ty {
+                        NFTA_CHAIN_TABLE => t = cstr(d),
+                        NFTA_CHAIN_NAME => name = cstr(d),
+                        NFTA_CHAIN_POLICY => info.policy = be32(d),
+                        NFTA_CHAIN_TYPE => info.kind = cstr(d).to_owned(),
+                        NFTA_CHAIN_HOOK => {
+                            let (mut num, mut prio) = (None, None);
+                            for (hty, hd) in attrs(d) {
+                                match hty {
+                                    NFTA_HOOK_HOOKNUM => num = be32(hd),
+                                    NFTA_HOOK_PRIORITY => prio = be32(hd),
+                                    _ => {}
+                                }
+                            }
+                            if let (Some(n), Some(p)) = (num, prio) {
+                                info.hook = Some((n, p as i32));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if t == table {
+                    chains.insert(name.to_owned(), info);
+                }
+                Ok(())
+            },
+        );
+        done &= absent_is_empty(r)? == DumpEnd::Complete;
+        let rules = &mut st.rules;
+        let r = sock.dump(
+            nl::NFT_MSG_GETRULE,
+            nl::NFPROTO_INET,
+            "rule list",
+            |m| m.attr_str(NFTA_RULE_TABLE, table),
+            |body| {
+                let (mut t, mut chain, mut comment) = ("", "", String::new());
+                for (ty, d) in attrs(body) {
+                    match ty {
+                        NFTA_RULE_TABLE => t = cstr(d),
+                        NFTA_RULE_CHAIN => chain = cstr(d),
+                        NFTA_RULE_USERDATA => comment = rule_comment(d),
+                        _ => {}
+                    }
+                }
+                if t == table {
+                    rules.entry(chain.to_owned()).or_default().push(comment);
+                }
+                Ok(())
+            },
+        );
+        done &= absent_is_empty(r)? == DumpEnd::Complete;
+        if done {
+            return Ok(st);
+        }
+    }
+    Ok(st)
+}
+
 /// Treats "no such table" as an empty dump.
-fn absent_is_empty(r: Result<DumpEnd, EnforceError>) -> Result<DumpEnd, EnforceError> {
+pub(crate) fn absent_is_empty(r: Result<DumpEnd, EnforceError>) -> Result<DumpEnd, EnforceError> {
     match r {
         Err(EnforceError::Rejected { errno, .. }) if errno == rustix::io::Errno::NOENT => {
             Ok(DumpEnd::Complete)
@@ -891,7 +899,7 @@ fn absent_is_empty(r: Result<DumpEnd, EnforceError>) -> Result<DumpEnd, EnforceE
 }
 
 /// The comment in a rule's user data (TLVs of `type u8, len u8, value`).
-fn rule_comment(mut d: &[u8]) -> String {
+pub(crate) fn rule_comment(mut d: &[u8]) -> String {
     while d.len() >= 2 {
         let (ty, len) = (d[0], usize::from(d[1]));
         let Some(value) = d.get(2..2 + len) else {
