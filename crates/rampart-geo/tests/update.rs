@@ -2,17 +2,14 @@
 //! vendored RIR files, then modified, corrupt and missing ones.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{IpAddr, TcpListener};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rampart_geo::update::{update, Outcome, UpdateOptions};
 use rampart_geo::{CountryCode, GeoDb, GeoError, Registry};
+use rampart_testkit::http::LoopbackHttp;
 
 static N: AtomicUsize = AtomicUsize::new(0);
 
@@ -35,103 +32,20 @@ impl Drop for Tmp {
     }
 }
 
-/// path -> body; a path that is absent answers 404; `None` body = accept and never answer.
-type Routes = Arc<Mutex<HashMap<String, Option<Vec<u8>>>>>;
-
-/// A tiny HTTP/1.1 server on 127.0.0.1 for the length of a test. It stops when dropped,
-/// and by itself after 120 s.
-struct Server {
-    addr: String,
-    routes: Routes,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+/// A loopback HTTP server for the length of a test (stops when dropped, or after 120 s).
+fn http_server() -> LoopbackHttp {
+    LoopbackHttp::start(Duration::from_secs(120)).expect("bind a loopback port")
 }
 
-impl Server {
-    fn start() -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = format!("http://{}", listener.local_addr().unwrap());
-        let routes: Routes = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (r, s) = (routes.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            let t0 = Instant::now();
-            while !s.load(Ordering::SeqCst) && t0.elapsed() < Duration::from_secs(120) {
-                let Ok((mut conn, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                };
-                conn.set_nonblocking(false).unwrap();
-                conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                let mut req = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 65536 {
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let line = String::from_utf8_lossy(&req)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
-                let path = line.split(' ').nth(1).unwrap_or("/").to_string();
-                let body = r.lock().unwrap().get(&path).cloned();
-                match body {
-                    Some(Some(b)) => {
-                        let _ = write!(
-                            conn,
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            b.len()
-                        );
-                        let _ = conn.write_all(&b);
-                    }
-                    Some(None) => {
-                        // Stall: hold the connection without answering until the client gives up.
-                        let _ = conn.read(&mut buf);
-                    }
-                    None => {
-                        let _ = conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-                    }
-                }
-            }
-        });
-        Server {
-            addr,
-            routes,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn serve(&self, path: &str, body: Option<Vec<u8>>) {
-        self.routes.lock().unwrap().insert(path.to_string(), body);
-    }
-
-    fn remove(&self, path: &str) {
-        self.routes.lock().unwrap().remove(path);
-    }
-
-    /// Serves a delegated file at /NAME with its .md5 (BSD style, as APNIC writes it).
-    fn publish(&self, name: &str, text: &[u8], with_md5: bool) {
-        self.serve(&format!("/{name}"), Some(text.to_vec()));
-        if with_md5 {
-            let md5 = format!("MD5 ({name}) = {:x}\n", md5::compute(text));
-            self.serve(&format!("/{name}.md5"), Some(md5.into_bytes()));
-        } else {
-            self.remove(&format!("/{name}.md5"));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+/// Serves a delegated file at /NAME with its .md5 (BSD style, as APNIC writes it), or
+/// without one.
+fn publish(server: &LoopbackHttp, name: &str, text: &[u8], with_md5: bool) {
+    server.serve(&format!("/{name}"), text.to_vec());
+    if with_md5 {
+        let md5 = format!("MD5 ({name}) = {:x}\n", md5::compute(text));
+        server.serve(&format!("/{name}.md5"), md5.into_bytes());
+    } else {
+        server.remove(&format!("/{name}.md5"));
     }
 }
 
@@ -142,11 +56,11 @@ fn vendored(name: &str) -> Vec<u8> {
     rampart_geo::read_file(&p).unwrap()
 }
 
-fn options(server: &Server, cache: &Path, names: &[(Registry, &str)]) -> UpdateOptions {
+fn options(server: &LoopbackHttp, cache: &Path, names: &[(Registry, &str)]) -> UpdateOptions {
     let mut o = UpdateOptions::new(cache);
     o.urls = names
         .iter()
-        .map(|(r, n)| (*r, format!("{}/{n}", server.addr)))
+        .map(|(r, n)| (*r, format!("{}/{n}", server.base())))
         .collect();
     o.connect_timeout = Duration::from_secs(5);
     o.read_timeout = Duration::from_secs(2);
@@ -163,11 +77,11 @@ fn seed() -> IpAddr {
 
 #[test]
 fn update_fetches_verifies_keeps_the_previous_copy_and_reports_a_moved_block() {
-    let server = Server::start();
+    let server = http_server();
     let cache = Tmp::new();
     let apnic = vendored("apnic");
-    server.publish("apnic-latest", &apnic, true);
-    server.publish("afrinic-latest", &vendored("afrinic"), false);
+    publish(&server, "apnic-latest", &apnic, true);
+    publish(&server, "afrinic-latest", &vendored("afrinic"), false);
     let opts = options(&server, &cache.0, &[APNIC, AFRINIC]);
 
     // First run: both written, APNIC's md5 verified, AFRINIC has none published.
@@ -211,7 +125,7 @@ fn update_fetches_verifies_keeps_the_previous_copy_and_reports_a_moved_block() {
         old_line,
         "apnic|JP|ipv4|180.152.0.0|524288|20090821|allocated|A92951CA",
     );
-    server.publish("apnic-latest", moved.as_bytes(), true);
+    publish(&server, "apnic-latest", moved.as_bytes(), true);
     let r = update(&opts).unwrap();
     let Outcome::Updated { diff: Some(d), .. } = &r.registries[0].outcome else {
         panic!("{:?}", r.registries[0].outcome);
@@ -243,10 +157,10 @@ fn update_fetches_verifies_keeps_the_previous_copy_and_reports_a_moved_block() {
 
 #[test]
 fn bad_downloads_fail_and_leave_the_cache_alone() {
-    let server = Server::start();
+    let server = http_server();
     let cache = Tmp::new();
     let afrinic = vendored("afrinic");
-    server.publish("afrinic-latest", &afrinic, true);
+    publish(&server, "afrinic-latest", &afrinic, true);
     let opts = options(&server, &cache.0, &[AFRINIC]);
     assert!(update(&opts).unwrap().is_ok());
     let current = cache.0.join("delegated-afrinic-extended-latest");
@@ -268,21 +182,21 @@ fn bad_downloads_fail_and_leave_the_cache_alone() {
     // A published checksum that does not match.
     let text = String::from_utf8(afrinic.clone()).unwrap();
     let changed = text.replacen("|ZA|", "|NA|", 1);
-    server.publish("afrinic-latest", changed.as_bytes(), false);
+    publish(&server, "afrinic-latest", changed.as_bytes(), false);
     server.serve(
         "/afrinic-latest.md5",
-        Some(format!("{:x}  afrinic\n", md5::compute(&afrinic)).into_bytes()),
+        format!("{:x}  afrinic\n", md5::compute(&afrinic)).into_bytes(),
     );
     assert!(matches!(fails("md5 mismatch"), GeoError::Checksum { .. }));
 
     // A download cut short (the md5 matches what was served, the summary does not).
     let cut: String = text.lines().take(5000).map(|l| format!("{l}\n")).collect();
-    server.publish("afrinic-latest", cut.as_bytes(), true);
+    publish(&server, "afrinic-latest", cut.as_bytes(), true);
     let e = fails("truncated");
     assert!(e.to_string().contains("the summary declares"), "{e}");
 
     // Another registry's file at this registry's URL.
-    server.publish("afrinic-latest", &vendored("lacnic"), true);
+    publish(&server, "afrinic-latest", &vendored("lacnic"), true);
     let e = fails("wrong registry");
     assert!(
         e.to_string()
@@ -296,7 +210,7 @@ fn bad_downloads_fail_and_leave_the_cache_alone() {
     assert!(e.to_string().contains("HTTP status 404"), "{e}");
 
     // A server that accepts and never answers: the read timeout ends it.
-    server.serve("/afrinic-latest", None);
+    server.stall("/afrinic-latest");
     let t0 = Instant::now();
     let e = fails("stalled");
     assert!(matches!(e, GeoError::Fetch { .. }), "{e}");

@@ -20,12 +20,14 @@
 //!
 //! The [`netns`] module is a network-namespace lab for end-to-end tests: a server, an
 //! attacker and a bystander on one bridge, the real OpenSSH server, a small HTTP server
-//! and real traffic between them (needs root).
+//! and real traffic between them (needs root). [`http::LoopbackHttp`] serves fixed files on
+//! 127.0.0.1 for tests that download.
 
 mod access;
 mod addr;
 mod auth;
 mod clock;
+pub mod http;
 mod line;
 pub mod netns;
 pub mod rng;

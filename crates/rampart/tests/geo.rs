@@ -2,15 +2,13 @@
 //! loopback HTTP server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rampart_testkit::http::LoopbackHttp;
 
 static N: AtomicUsize = AtomicUsize::new(0);
 
@@ -185,88 +183,18 @@ fn lookup_with_sources_that_disagree_shows_both_and_the_precedence() {
     assert!(String::from_utf8_lossy(&none.stderr).contains("run `rampart geo update` first"));
 }
 
-/// path -> body; absent paths answer 404.
-type Routes = Arc<Mutex<HashMap<String, Vec<u8>>>>;
-
-/// A loopback HTTP/1.1 server for the length of a test; stops when dropped, and by itself
-/// after 120 s.
-struct Server {
-    base: String,
-    routes: Routes,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+/// A loopback HTTP server for the length of a test (stops when dropped, or after 120 s).
+fn http_server() -> LoopbackHttp {
+    LoopbackHttp::start(Duration::from_secs(120)).expect("bind a loopback port")
 }
 
-impl Server {
-    fn start() -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let routes: Routes = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (r, st) = (routes.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            let t0 = Instant::now();
-            while !st.load(Ordering::SeqCst) && t0.elapsed() < Duration::from_secs(120) {
-                let Ok((mut conn, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                };
-                conn.set_nonblocking(false).unwrap();
-                conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                let mut req = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 65536 {
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let text = String::from_utf8_lossy(&req);
-                let path = text.split(' ').nth(1).unwrap_or("/").to_string();
-                match r.lock().unwrap().get(&path) {
-                    Some(b) => {
-                        let _ = write!(
-                            conn,
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            b.len()
-                        );
-                        let _ = conn.write_all(b);
-                    }
-                    None => {
-                        let _ = conn.write_all(
-                            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                        );
-                    }
-                }
-            }
-        });
-        Server {
-            base,
-            routes,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Serves a file with its `.md5` next to it.
-    fn publish(&self, name: &str, body: &[u8]) {
-        let mut r = self.routes.lock().unwrap();
-        r.insert(format!("/{name}"), body.to_vec());
-        r.insert(
-            format!("/{name}.md5"),
-            format!("MD5 ({name}) = {:x}\n", md5::compute(body)).into_bytes(),
-        );
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// Serves a file with its `.md5` next to it.
+fn publish(server: &LoopbackHttp, name: &str, body: &[u8]) {
+    server.serve(&format!("/{name}"), body.to_vec());
+    server.serve(
+        &format!("/{name}.md5"),
+        format!("MD5 ({name}) = {:x}\n", md5::compute(body)).into_bytes(),
+    );
 }
 
 fn gunzip(p: &Path) -> Vec<u8> {
@@ -279,16 +207,17 @@ fn gunzip(p: &Path) -> Vec<u8> {
 
 #[test]
 fn update_downloads_then_reports_a_block_that_moved_country_and_lookup_follows() {
-    let server = Server::start();
+    let server = http_server();
     let cache = Tmp::new();
     let apnic_text = gunzip(&apnic());
-    server.publish("apnic", &apnic_text);
-    server.publish(
+    publish(&server, "apnic", &apnic_text);
+    publish(
+        &server,
         "afrinic",
         &gunzip(&data("rir/delegated-afrinic-extended-20181013.gz")),
     );
-    let apnic_url = format!("apnic={}/apnic", server.base);
-    let afrinic_url = format!("afrinic={}/afrinic", server.base);
+    let apnic_url = format!("apnic={}/apnic", server.base());
+    let afrinic_url = format!("afrinic={}/afrinic", server.base());
     let args = |json: bool| {
         let mut a = vec![
             "geo".to_string(),
@@ -350,7 +279,7 @@ fn update_downloads_then_reports_a_block_that_moved_country_and_lookup_follows()
         "apnic|CN|ipv4|180.152.0.0|524288|20090821|allocated|A92951CA",
         "apnic|JP|ipv4|180.152.0.0|524288|20090821|allocated|A92951CA",
     );
-    server.publish("apnic", moved.as_bytes());
+    publish(&server, "apnic", moved.as_bytes());
     let out = stdout(&run(false));
     assert!(
         out.contains("1 changed country (524288 IPv4 addresses), 0 changed holder, 0 changed status, 0 added, 0 removed"),
@@ -377,7 +306,7 @@ fn update_downloads_then_reports_a_block_that_moved_country_and_lookup_follows()
         .exists());
 
     // Move it back and read the JSON report.
-    server.publish("apnic", &gunzip(&apnic()));
+    publish(&server, "apnic", &gunzip(&apnic()));
     let v: serde_json::Value = serde_json::from_str(&stdout(&run(true))).unwrap();
     assert_eq!(v["ok"], true);
     let ap = v["registries"]
@@ -416,8 +345,9 @@ fn update_refuses_plain_http_to_other_hosts_and_fails_with_exit_2() {
     assert!(err.contains("plain http is refused"), "{err}");
 
     // A registry whose download fails makes the run fail; the other still updates.
-    let server = Server::start();
-    server.publish(
+    let server = http_server();
+    publish(
+        &server,
         "afrinic",
         &gunzip(&data("rir/delegated-afrinic-extended-20181013.gz")),
     );
@@ -431,9 +361,9 @@ fn update_refuses_plain_http_to_other_hosts_and_fails_with_exit_2() {
         "--only",
         "lacnic",
         "--url",
-        &format!("afrinic={}/afrinic", server.base),
+        &format!("afrinic={}/afrinic", server.base()),
         "--url",
-        &format!("lacnic={}/missing", server.base),
+        &format!("lacnic={}/missing", server.base()),
     ]);
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stdout);

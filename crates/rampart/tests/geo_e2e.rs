@@ -7,16 +7,13 @@
 //! Needs root, iproute2, nftables, ipset and iptables; fails (never skips) without them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use rampart_testkit::http::LoopbackHttp;
 use rampart_testkit::netns::{require_root, Connect, Host, Lab, Spawned};
 use serde_json::Value;
 
@@ -45,87 +42,18 @@ fn gunzip(p: &Path) -> Vec<u8> {
     out
 }
 
-type Routes = Arc<Mutex<HashMap<String, Vec<u8>>>>;
-
-/// A loopback HTTP/1.1 server in the test's own namespace; stops when dropped, and by
-/// itself after 300 s.
-struct Server {
-    base: String,
-    routes: Routes,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+/// A loopback HTTP server in the test's own namespace (stops when dropped, or after 300 s).
+fn http_server() -> LoopbackHttp {
+    LoopbackHttp::start(Duration::from_secs(300)).expect("bind a loopback port")
 }
 
-impl Server {
-    fn start() -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let routes: Routes = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (r, st) = (routes.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            let t0 = Instant::now();
-            while !st.load(Ordering::SeqCst) && t0.elapsed() < Duration::from_secs(300) {
-                let Ok((mut conn, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                };
-                conn.set_nonblocking(false).unwrap();
-                conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                let mut req = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 65536 {
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let text = String::from_utf8_lossy(&req);
-                let path = text.split(' ').nth(1).unwrap_or("/").to_string();
-                let body = r.lock().unwrap().get(&path).cloned();
-                match body {
-                    Some(b) => {
-                        let _ = write!(
-                            conn,
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            b.len()
-                        );
-                        let _ = conn.write_all(&b);
-                    }
-                    None => {
-                        let _ = conn.write_all(
-                            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                        );
-                    }
-                }
-            }
-        });
-        Server {
-            base,
-            routes,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn publish(&self, name: &str, body: &[u8]) {
-        let mut r = self.routes.lock().unwrap();
-        r.insert(format!("/{name}"), body.to_vec());
-        r.insert(
-            format!("/{name}.md5"),
-            format!("MD5 ({name}) = {:x}\n", md5::compute(body)).into_bytes(),
-        );
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// Serves a file with its `.md5` next to it.
+fn publish(server: &LoopbackHttp, name: &str, body: &[u8]) {
+    server.serve(&format!("/{name}"), body.to_vec());
+    server.serve(
+        &format!("/{name}.md5"),
+        format!("MD5 ({name}) = {:x}\n", md5::compute(body)).into_bytes(),
+    );
 }
 
 /// The daemon in the server namespace; killed when dropped.
@@ -208,12 +136,12 @@ fn give_address(lab: &Lab, host: Host, addr: &str) {
     );
 }
 
-fn geo_update(cache: &Path, server: &Server) -> String {
+fn geo_update(cache: &Path, server: &LoopbackHttp) -> String {
     let out = Command::new(BIN)
         .args(["geo", "update", "--cache"])
         .arg(cache)
         .args(["--only", "apnic", "--url"])
-        .arg(format!("apnic={}/apnic", server.base))
+        .arg(format!("apnic={}/apnic", server.base()))
         .output()
         .unwrap();
     assert!(
@@ -307,9 +235,9 @@ fn country_policy_allows_one_country_and_follows_a_data_update(backend: &str) {
     assert_eq!(listeners.len(), 3);
 
     // The registry data, as `geo update` fetches it.
-    let http = Server::start();
+    let http = http_server();
     let apnic = gunzip(&data("rir/delegated-apnic-extended-20181013.gz"));
-    http.publish("apnic", &apnic);
+    publish(&http, "apnic", &apnic);
     let cache = lab.dir().join("geo");
     geo_update(&cache, &http);
 
@@ -415,7 +343,7 @@ fn country_policy_allows_one_country_and_follows_a_data_update(backend: &str) {
         "apnic|CN|ipv4|180.152.0.0|524288|20090821|allocated|A92951CA",
         "apnic|JP|ipv4|180.152.0.0|524288|20090821|allocated|A92951CA",
     );
-    http.publish("apnic", moved.as_bytes());
+    publish(&http, "apnic", moved.as_bytes());
     let report = geo_update(&cache, &http);
     assert!(
         report.contains("180.152.0.0/13  CN allocated A92951CA -> JP"),
