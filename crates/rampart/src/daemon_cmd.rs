@@ -41,6 +41,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    // Before the daemon allocates anything big: keep glibc from hoarding freed memory
+    // (rampart-malloc explains the numbers).
+    rampart_malloc::tune_for_daemon();
     rampart_daemon::run(RunOptions {
         config: args.config.clone(),
         dry_run: args.dry_run,
