@@ -183,7 +183,9 @@ impl JailDetector {
         if let Some(s) = slot {
             self.windows.touch(s);
             let times = *self.windows.value(s);
-            if i128::from(t) < i128::from(times.newest()) - i128::from(self.tolerance_us) {
+            if i128::from(t)
+                < i128::from(times.newest(&self.spills)) - i128::from(self.tolerance_us)
+            {
                 self.stats.too_late += 1;
                 return Outcome::TooLate;
             }

@@ -63,13 +63,16 @@
 //!
 //! Only the timestamps that can still matter are kept: those newer than
 //! `newest - window - reorder_tolerance`. For logs in order that is at most
-//! `max_failures - 1` timestamps per offender. Up to three live inline (exactly, with a
-//! per-value encoding that needs no heap), more spill to pooled vectors that are reused.
+//! `max_failures - 1` timestamps per offender. An entry holds them in 8 bytes when it can
+//! (one timestamp; or up to three whole-second timestamps less than 4.5 hours apart, what
+//! syslog and CLF logs give), else in a pooled 16-byte record (up to three, exactly), else in
+//! a pooled vector; pooled storage is reused.
 //!
-//! A tracked offender costs 32 bytes in the window table's slab (its key is a 64-bit keyed
+//! A tracked offender costs 24 bytes in the window table's slab (its key is a 64-bit keyed
 //! hash of the offender, see `table`) plus 8 to 16 bytes of hash index (8.4 at one million
-//! offenders), so a full table of 1,000,000 offenders takes about 40 MB; a ban-history
-//! entry costs 32 bytes plus the same index share. The
+//! offenders), so a full table of 1,000,000 offenders takes about 32 MB (16 more bytes for
+//! each offender whose times need a pooled record); a ban-history entry costs 32 bytes plus
+//! the same index share. The
 //! `memory_per_tracked_offender_is_measured` test checks these numbers.
 //!
 //! # Performance

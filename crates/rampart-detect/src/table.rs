@@ -2,7 +2,7 @@
 //!
 //! Layout, chosen for memory (a million offenders must fit in a few tens of megabytes):
 //! - a slab `Vec` of slots, each holding the 8-byte key, the value and the two `u32` links of
-//!   an intrusive doubly linked LRU list (32 bytes with a 16-byte value);
+//!   an intrusive doubly linked LRU list (24 bytes with an 8-byte value, 32 with 16);
 //! - an open-addressing index (linear probing, backward-shift deletion) of `u32` slot numbers,
 //!   at most half full, so it costs 8 to 16 bytes per entry (8.4 at one million entries).
 //!
