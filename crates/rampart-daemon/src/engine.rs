@@ -38,6 +38,7 @@ use rampart_source::{
 use rampart_store::{BanRecord, Batch, Lift, Origin, Store};
 use serde_json::json;
 
+use crate::active::{Active, ActiveBans};
 use crate::control::{Call, Request, Response};
 use crate::host::OwnAddrs;
 use crate::log::RateLimit;
@@ -90,16 +91,6 @@ pub enum Event {
     Control(Call),
     /// A signal number (SIGHUP reloads; SIGTERM and SIGINT stop).
     Signal(i32),
-}
-
-/// A ban the kernel should hold.
-#[derive(Debug, Clone, Copy)]
-struct Active {
-    start: Timestamp,
-    end: Timestamp,
-    level: u32,
-    failures: u32,
-    manual: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -183,7 +174,7 @@ pub struct Engine {
     tx: SyncSender<Event>,
     jails: Vec<JailRt>,
     gen: u64,
-    active: HashMap<(JailName, IpNet), Active>,
+    active: ActiveBans,
     own: OwnAddrs,
     counters: Counters,
     started: Instant,
@@ -240,7 +231,7 @@ impl Engine {
             tx,
             jails: Vec::new(),
             gen: 0,
-            active: HashMap::new(),
+            active: ActiveBans::default(),
             own: OwnAddrs::read(),
             counters: Counters::default(),
             started: Instant::now(),
@@ -288,7 +279,8 @@ impl Engine {
                 expires: r.end,
             });
             self.active.insert(
-                (r.jail.clone(), r.net),
+                &r.jail,
+                r.net,
                 Active {
                     start: r.start,
                     end: r.end,
@@ -652,7 +644,8 @@ impl Engine {
         for b in &bans {
             if b.end > now {
                 self.active.insert(
-                    (b.jail.clone(), b.offender.net()),
+                    &b.jail,
+                    b.offender.net(),
                     Active {
                         start: b.start,
                         end: b.end,
@@ -750,7 +743,7 @@ impl Engine {
         {
             self.persist_checkpoints(now, "tick");
         }
-        self.active.retain(|_, a| a.end > now);
+        self.active.retain(|_, _, a| a.end > now);
         self.geo.tick();
         if self.needs_reconcile || Instant::now() >= self.next_reconcile {
             self.reconcile(now);
@@ -816,16 +809,16 @@ impl Engine {
         let missing: Vec<Entry> = self
             .active
             .iter()
-            .filter(|(k, a)| a.end > margin && !held.contains(*k))
-            .map(|((jail, net), a)| Entry {
+            .filter(|(jail, net, a)| a.end > margin && !held.contains(&((*jail).clone(), *net)))
+            .map(|(jail, net, a)| Entry {
                 jail: jail.clone(),
-                net: *net,
+                net,
                 expires: a.end,
             })
             .collect();
         let extra: Vec<(JailName, IpNet)> = held
             .into_iter()
-            .filter(|k| !self.active.contains_key(k))
+            .filter(|(j, n)| !self.active.contains(j, *n))
             .collect();
         if !missing.is_empty() {
             self.counters.reconcile_repairs += missing.len() as u64;
@@ -886,7 +879,7 @@ impl Engine {
             .filter(|j| only.is_none_or(|n| n == j.jail.policy.jail.as_str()))
             .map(|j| {
                 let name = &j.jail.policy.jail;
-                let active = self.active.keys().filter(|(jn, _)| jn == name).count();
+                let active = self.active.iter().filter(|(jn, _, _)| *jn == name).count();
                 let d = j.detector.stats();
                 json!({
                     "name": name.as_str(),
@@ -922,8 +915,7 @@ impl Engine {
             "backend_errors": self.counters.backend_errors,
             "rss_kib": rss_kib(),
             // Entries, padding and control bytes of the active-ban map (hashbrown layout).
-            "active_map_bytes": self.active.capacity() * 8 / 7
-                * (size_of::<((JailName, IpNet), Active)>() + 1),
+            "active_map_bytes": self.active.heap_bytes(),
             "jails": jails,
             "geo": self.geo.status_json(),
         }))
@@ -931,11 +923,11 @@ impl Engine {
 
     fn bans(&self) -> Response {
         let now = now();
-        let mut list: Vec<_> = self.active.iter().filter(|(_, a)| a.end > now).collect();
-        list.sort_by(|a, b| (a.0 .0.as_str(), a.0 .1).cmp(&(b.0 .0.as_str(), b.0 .1)));
+        let mut list: Vec<_> = self.active.iter().filter(|(_, _, a)| a.end > now).collect();
+        list.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
         let items: Vec<_> = list
             .into_iter()
-            .map(|((jail, net), a)| {
+            .map(|(jail, net, a)| {
                 let mut item = json!({
                     "jail": jail.as_str(),
                     "net": net.to_string(),
@@ -998,8 +990,11 @@ impl Engine {
             return Err("the duration must be more than zero".into());
         }
         let end = now.saturating_add(for_);
-        let key = (policy.jail.clone(), offender.net());
-        let level = self.active.get(&key).map(|a| a.level).unwrap_or(0);
+        let level = self
+            .active
+            .get(&policy.jail, offender.net())
+            .map(|a| a.level)
+            .unwrap_or(0);
         let record = BanRecord {
             jail: policy.jail.clone(),
             net: offender.net(),
@@ -1028,7 +1023,8 @@ impl Engine {
             )
             .map_err(|e| format!("persisted, but the firewall refused it: {e}"))?;
         self.active.insert(
-            key,
+            &policy.jail,
+            offender.net(),
             Active {
                 start: now,
                 end,
@@ -1063,8 +1059,8 @@ impl Engine {
         let hits: Vec<(JailName, IpNet, u32)> = self
             .active
             .iter()
-            .filter(|((_, net), _)| net.contains(&target.addr()) || target.contains(net))
-            .map(|((j, n), a)| (j.clone(), *n, a.level))
+            .filter(|(_, net, _)| net.contains(&target.addr()) || target.contains(net))
+            .map(|(j, n, a)| (j.clone(), n, a.level))
             .collect();
         if hits.is_empty() {
             return Err(format!("{target} is not banned in any jail"));
@@ -1086,8 +1082,8 @@ impl Engine {
             })
             .map_err(|e| format!("could not persist the unban: {e}"))?;
         let keys: Vec<(JailName, IpNet)> = hits.iter().map(|(j, n, _)| (j.clone(), *n)).collect();
-        for k in &keys {
-            self.active.remove(k);
+        for (j, n) in &keys {
+            self.active.remove(j, *n);
         }
         for (jail, net, level) in &hits {
             if let Some(j) = self.jails.iter_mut().find(|j| &j.jail.policy.jail == jail) {
@@ -1139,9 +1135,9 @@ impl Engine {
         let names: HashSet<JailName> = new.jails.iter().map(|j| j.policy.jail.clone()).collect();
         let gone: Vec<(JailName, IpNet)> = self
             .active
-            .keys()
-            .filter(|(j, _)| !names.contains(j))
-            .cloned()
+            .iter()
+            .filter(|(j, _, _)| !names.contains(*j))
+            .map(|(j, n, _)| (j.clone(), n))
             .collect();
         if !gone.is_empty() {
             let lifts = gone
@@ -1158,8 +1154,8 @@ impl Engine {
                 lifts,
                 checkpoints: Vec::new(),
             });
-            for k in &gone {
-                self.active.remove(k);
+            for (j, n) in &gone {
+                self.active.remove(j, *n);
             }
         }
         self.config = new;

@@ -6,6 +6,7 @@
 //! control socket and one for signals. Everything reaches the engine through one bounded
 //! queue, so a flood of log lines slows the sources down instead of growing memory.
 
+mod active;
 pub mod control;
 pub mod engine;
 pub mod geo;
