@@ -463,7 +463,7 @@ impl JailReader<'_> {
                 format!("{protocol:?} is not one of tcp, udp, all"),
             ));
         }
-        let (ports, ban_backend) = self.read_actions(&protocol)?;
+        let (ports, protocol, ban_backend) = self.read_actions(&protocol)?;
         self.unknown_options();
         set.jails.push(JailDef {
             name: self.name.to_owned(),
@@ -609,29 +609,28 @@ impl JailReader<'_> {
         Ok(out)
     }
 
-    /// The ban actions: ports, the firewall kind, and warnings for everything else.
-    fn read_actions(&mut self, protocol: &str) -> Result<(Ports, Option<BanBackend>), F2bError> {
-        let jail_ports = || -> Result<Ports, F2bError> {
-            let p = self.get("port")?.unwrap_or_default();
-            parse_ports(&p, protocol, self.services).map_err(|m| self.err("port", m))
-        };
-        let mut ports = jail_ports()?;
-        if protocol == "all" && ports != Ports::All {
-            self.warn(
-                "protocol",
-                "\"all\" with ports is carried over as tcp and udp",
-            );
-        }
+    /// The ban actions: ports, protocol, the firewall kind, and warnings for everything
+    /// else. Several firewall actions (fail2ban's per-protocol `[name=x-tcp]`/`[name=x-udp]`
+    /// pairs) are merged: the union of their ports, on the union of their protocols.
+    fn read_actions(
+        &mut self,
+        protocol: &str,
+    ) -> Result<(Ports, String, Option<BanBackend>), F2bError> {
+        let p = self.get("port")?.unwrap_or_default();
+        let jail_ports =
+            parse_ports(&p, protocol, self.services).map_err(|m| self.err("port", m))?;
         let actions = match self.get("action") {
             Ok(a) => a.unwrap_or_default(),
             Err(e) => {
                 self.warn("action", format!("not carried over: {e}"));
-                return Ok((ports, None));
+                return Ok((jail_ports, protocol.to_owned(), None));
             }
         };
         let mut ban = None;
-        for line in actions.split('\n').map(str::trim).filter(|l| !l.is_empty()) {
-            let spec = match parse_spec(line) {
+        // (ports, protocol) of each firewall action.
+        let mut fw: Vec<(Ports, String)> = Vec::new();
+        for line in split_actions(&actions) {
+            let spec = match parse_action(&line) {
                 Ok(s) => s,
                 Err(e) => {
                     self.warn("action", format!("{line:?} is not carried over: {e}"));
@@ -657,19 +656,27 @@ impl JailReader<'_> {
             };
             match kind {
                 Some(k) => {
-                    if ban.is_some() {
-                        self.warn("action", format!("{n}: a second firewall action adds nothing; rampart bans once, in its own set"));
-                        continue;
+                    if ban.is_some_and(|b| b != k) {
+                        self.warn("action", format!("{n}: rampart has one firewall backend; this jail's bans go to the first action's"));
                     }
-                    ban = Some(k);
+                    ban.get_or_insert(k);
+                    let proto = spec
+                        .params
+                        .get("protocol")
+                        .map(|p| p.trim().to_lowercase())
+                        .filter(|p| matches!(p.as_str(), "tcp" | "udp" | "all"))
+                        .unwrap_or_else(|| protocol.to_owned());
                     let allports = n.contains("allports")
                         || spec.params.get("type").is_some_and(|t| t.trim() == "allports");
-                    if allports {
-                        ports = Ports::All;
+                    let ports = if allports {
+                        Ports::All
                     } else if let Some(p) = spec.params.get("port") {
-                        ports = parse_ports(p, protocol, self.services)
-                            .map_err(|m| self.err("action", format!("{n}: port: {m}")))?;
-                    }
+                        parse_ports(p, &proto, self.services)
+                            .map_err(|m| self.err("action", format!("{n}: port: {m}")))?
+                    } else {
+                        jail_ports.clone()
+                    };
+                    fw.push((ports, proto));
                     if let Some(c) = spec.params.get("chain") {
                         let c = c.trim();
                         if !c.is_empty() && c != "<known/chain>" && c != "INPUT" && c != "input" {
@@ -679,6 +686,11 @@ impl JailReader<'_> {
                     if n.ends_with("-log") || n.contains("xt_recent") || n.contains("rich-logging") {
                         self.warn("action", format!("{n}: carried over as a plain ban (no packet logging)"));
                     }
+                    for (k, v) in spec.params.iter() {
+                        if matches!(k, "blocktype" | "returntype") {
+                            self.warn("action", format!("{n}: {k}={v:?} is not carried over: rampart drops banned packets"));
+                        }
+                    }
                 }
                 None if n == "dummy" => {}
                 None => self.warn(
@@ -687,10 +699,42 @@ impl JailReader<'_> {
                 ),
             }
         }
-        if ban.is_none() {
+        if fw.is_empty() {
             self.warn("action", "no firewall action in this jail: rampart will still ban its offenders in its own set");
+            if protocol == "all" && jail_ports != Ports::All {
+                self.warn(
+                    "protocol",
+                    "\"all\" with ports is carried over as tcp and udp",
+                );
+            }
+            return Ok((jail_ports, protocol.to_owned(), ban));
         }
-        Ok((ports, ban))
+        let mut protos: Vec<&str> = fw.iter().map(|(_, p)| p.as_str()).collect();
+        protos.sort_unstable();
+        protos.dedup();
+        let proto = if protos.len() == 1 { protos[0] } else { "all" }.to_owned();
+        let mut ports = Ports::List(Vec::new());
+        for (p, _) in &fw {
+            ports = match (ports, p) {
+                (Ports::All, _) | (_, Ports::All) => Ports::All,
+                (Ports::List(mut a), Ports::List(b)) => {
+                    a.extend(b.iter().copied());
+                    a.sort_unstable();
+                    a.dedup();
+                    Ports::List(a)
+                }
+            };
+        }
+        if fw.len() > 1 && fw.iter().any(|(p, _)| *p != fw[0].0) {
+            self.warn("port", "the firewall actions drop different ports per protocol; rampart drops the union of their ports on each of their protocols");
+        }
+        if protos.contains(&"all") && ports != Ports::All {
+            self.warn(
+                "protocol",
+                "\"all\" with ports is carried over as tcp and udp",
+            );
+        }
+        Ok((ports, proto, ban))
     }
 
     /// Warns about options in the jail's own section that are neither jail options nor
@@ -716,6 +760,76 @@ impl JailReader<'_> {
             self.warn(&k, "not a jail option rampart knows, and no other option refers to it; not carried over");
         }
     }
+}
+
+/// Splits an `action` value into one text per action: at newlines outside brackets and
+/// quotes (an action's options may continue on the next lines).
+fn split_actions(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let (mut depth, mut quote) = (0usize, None::<char>);
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') if depth > 0 => quote = Some(c),
+            (None, '[') => depth += 1,
+            (None, ']') => depth = depth.saturating_sub(1),
+            (None, '\n') if depth == 0 => {
+                if !cur.trim().is_empty() {
+                    out.push(cur.trim().to_owned());
+                }
+                cur.clear();
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(if c == '\n' { ' ' } else { c });
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_owned());
+    }
+    out
+}
+
+/// Parses `name[k=v, ...][k2=v2]`: fail2ban merges consecutive option groups (later ones
+/// win), as `%(action_)s[name=x-tcp, protocol="tcp"]` produces.
+fn parse_action(text: &str) -> Result<FilterSpec, F2bError> {
+    let Some(open) = text.find('[') else {
+        return parse_spec(text);
+    };
+    let name = &text[..open];
+    let mut spec = parse_spec(name)?;
+    let mut rest = &text[open..];
+    while !rest.is_empty() {
+        // Find the end of this `[...]` group, skipping quoted text.
+        let mut quote = None::<char>;
+        let mut end = None;
+        for (i, c) in rest.char_indices().skip(1) {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') => quote = Some(c),
+                (None, ']') => {
+                    end = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let Some(end) = end else {
+            return parse_spec(text);
+        };
+        let group = parse_spec(&format!("{name}{}", &rest[..=end]))?;
+        for (k, v) in group.params.iter() {
+            spec.params.set(k, v);
+        }
+        rest = rest[end + 1..].trim_start();
+        if !rest.is_empty() && !rest.starts_with('[') {
+            return parse_spec(text);
+        }
+    }
+    Ok(spec)
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -930,6 +1044,19 @@ mod tests {
         assert!(e.contains("parsecs"), "{e}");
         assert!(parse_time("ban.Time*2").is_err());
         assert!(parse_time("").is_err());
+    }
+
+    #[test]
+    fn actions_split_and_merge_option_groups() {
+        let v = split_actions("iptables-multiport[port=\"53\", protocol=\"tcp\"][name=x-udp, protocol=\"udp\"]\nmail[a=1,\n  b=2]\n");
+        assert_eq!(v.len(), 2, "{v:?}");
+        let a = parse_action(&v[0]).unwrap();
+        assert_eq!(a.name, "iptables-multiport");
+        assert_eq!(a.params.get("protocol"), Some("udp"));
+        assert_eq!(a.params.get("port"), Some("53"));
+        assert_eq!(a.params.get("name"), Some("x-udp"));
+        let b = parse_action(&v[1]).unwrap();
+        assert_eq!((b.name.as_str(), b.params.get("b")), ("mail", Some("2")));
     }
 
     #[test]
