@@ -1448,6 +1448,43 @@ mod tests {
     }
 
     #[test]
+    fn a_fail2ban_filter_matches_file_lines_and_journal_entries() {
+        assert!(
+            std::path::Path::new("/etc/fail2ban/filter.d/sshd.conf").is_file(),
+            "/etc/fail2ban/filter.d/sshd.conf is missing: install the Debian package `fail2ban`"
+        );
+        let zone = rampart_filter::time::Zone::parse("UTC").unwrap();
+        let now = Timestamp::parse_rfc3339("2026-03-01T10:00:30Z").unwrap();
+        let file = jail_from(
+            "[defaults]\ntimezone = \"UTC\"\n[[jail]]\nname = \"s\"\nfilter = \"fail2ban:sshd\"\nlogs = [\"/x/auth.log\"]\n",
+        );
+        let mut m = Matcher::new(&file, &zone, now);
+        let mut found = Vec::new();
+        m.line(
+            b"Mar  1 10:00:01 host sshd[7]: Failed password for root from 203.0.113.5 port 4000 ssh2",
+            now,
+            &mut found,
+        );
+        m.line(b"Mar  1 10:00:02 host sshd[7]: Accepted password for root from 192.0.2.1 port 4001 ssh2", now, &mut found);
+        let t = Timestamp::parse_rfc3339("2026-03-01T10:00:01Z").unwrap();
+        assert_eq!(found, [("203.0.113.5".parse().unwrap(), t)]);
+
+        let journal = jail_from(
+            "[[jail]]\nname = \"s\"\nfilter = \"fail2ban:sshd\"\nsource = \"journal\"\njournal = [\"_COMM=sshd\"]\n[jail.filter_params]\nlogtype = \"journal\"\n",
+        );
+        let mut m = Matcher::new(&journal, &zone, now);
+        let mut found = Vec::new();
+        let at = Timestamp::parse_rfc3339("2026-03-01T10:00:05Z").unwrap();
+        m.entry(
+            b"host sshd[7]: Failed password for invalid user bob from 2001:db8::7 port 4000 ssh2",
+            at,
+            now,
+            &mut found,
+        );
+        assert_eq!(found, [("2001:db8::7".parse().unwrap(), at)]);
+    }
+
+    #[test]
     fn the_builtin_config_protects_sshd_from_the_journal_when_there_is_no_auth_log() {
         // Without --config: /etc/rampart/rampart.toml if present, else the built-in text.
         let (config, _path) = crate::load_config(None).unwrap();
