@@ -138,6 +138,10 @@ fn write_jail(
         "filter = {}",
         q(&format!("fail2ban:{}", j.filter.name))
     );
+    // Loaded here so that an import that succeeds is one that runs.
+    let filter =
+        rampart_f2b::F2bFilter::load_spec(dir, &j.filter, rampart_f2b::LoadOptions::default())
+            .map_err(|e| jerr(format!("filter: {e}")))?;
     match j.backend {
         JailBackend::File => {
             let _ = writeln!(out, "source = \"file\"");
@@ -145,12 +149,6 @@ fn write_jail(
             let _ = writeln!(out, "logs = [{}]", logs.join(", "));
         }
         JailBackend::Journal => {
-            let filter = rampart_f2b::F2bFilter::load_spec(
-                dir,
-                &j.filter,
-                rampart_f2b::LoadOptions::default(),
-            )
-            .map_err(|e| jerr(format!("filter: {e}")))?;
             let mut terms: Vec<String> = Vec::new();
             for line in filter.journalmatch() {
                 if !terms.is_empty() {

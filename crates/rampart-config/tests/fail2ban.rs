@@ -201,3 +201,10 @@ fn run_with_fail2ban_takes_daemon_settings_from_the_base_config() {
     std::fs::remove_file(&base).unwrap();
     assert!(e.contains("jails come from fail2ban"), "{e}");
 }
+
+#[test]
+fn an_import_fails_naming_the_jail_when_its_filter_does_not_load() {
+    let t = TempF2b::new("[sshd]\nenabled = true\nfilter = nosuchfilter\n");
+    let e = import(&t.0, false).unwrap_err().to_string();
+    assert!(e.contains("[sshd]") && e.contains("nosuchfilter"), "{e}");
+}
