@@ -26,11 +26,13 @@ use std::time::Duration;
 use ipnet::IpNet;
 use rampart_core::{parse_duration, JailName, PortRange, Protocol, Scope};
 use rampart_detect::{AllowList, Escalation, JailPolicy};
+use rampart_f2b::F2bFilter;
 use rampart_filter::time::Zone;
 use rampart_filter::Filter;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub mod fail2ban;
 pub mod geo;
 
 /// The whole file as written.
@@ -68,6 +70,9 @@ pub struct DaemonConfig {
     /// How often the kernel sets are compared with the state file and repaired (default
     /// `"60s"`).
     pub reconcile_every: Option<String>,
+    /// fail2ban's configuration directory, where `filter = "fail2ban:NAME"` jails find
+    /// `filter.d` (default `/etc/fail2ban`).
+    pub fail2ban_dir: Option<PathBuf>,
 }
 
 /// Which firewall the daemon drives.
@@ -96,6 +101,8 @@ pub struct Daemon {
     pub table: String,
     /// Reconcile period.
     pub reconcile_every: Duration,
+    /// fail2ban's configuration directory (for `fail2ban:` filters).
+    pub fail2ban_dir: PathBuf,
 }
 
 impl Daemon {
@@ -103,6 +110,8 @@ impl Daemon {
     pub const DEFAULT_STATE: &'static str = "/var/lib/rampart/rampart.db";
     /// Where the control socket lives unless configured.
     pub const DEFAULT_SOCKET: &'static str = "/run/rampart/rampart.sock";
+    /// Where `fail2ban:` filters are read from unless configured.
+    pub const DEFAULT_FAIL2BAN_DIR: &'static str = "/etc/fail2ban";
 }
 
 /// Where a jail reads its log lines from.
@@ -152,6 +161,7 @@ pub struct JailConfig {
     pub name: String,
     /// A built-in filter name (`rampart filter list`) or a path to a filter file, relative
     /// to this config file, optionally with parameter values: `"sshd[mode=aggressive]"`.
+    /// Or a fail2ban filter from `[daemon] fail2ban_dir`: `"fail2ban:sshd[mode=aggressive]"`.
     pub filter: String,
     /// Parameter values for the filter (`mode = "aggressive"`, `agents = ["zgrab"]`), for
     /// values a spec cannot hold (commas, brackets). A parameter may not be set both here
@@ -230,13 +240,48 @@ pub struct Config {
     pub geo: Option<geo::Geo>,
 }
 
+/// A jail's compiled filter: a native one, or a fail2ban `filter.d` filter.
+#[derive(Debug, Clone)]
+pub enum JailFilter {
+    /// A built-in or native TOML filter.
+    Native(Arc<Filter>),
+    /// A fail2ban filter read from `filter.d` (`filter = "fail2ban:NAME[...]"`).
+    Fail2ban(Arc<F2bFilter>),
+}
+
+impl JailFilter {
+    /// The filter's name (`sshd`; `fail2ban:sshd` for a fail2ban filter).
+    pub fn name(&self) -> String {
+        match self {
+            Self::Native(f) => f.name().to_owned(),
+            Self::Fail2ban(f) => format!("fail2ban:{}", f.name()),
+        }
+    }
+
+    /// The native filter, if it is one.
+    pub fn native(&self) -> Option<&Arc<Filter>> {
+        match self {
+            Self::Native(f) => Some(f),
+            Self::Fail2ban(_) => None,
+        }
+    }
+
+    /// The fail2ban filter, if it is one.
+    pub fn fail2ban(&self) -> Option<&Arc<F2bFilter>> {
+        match self {
+            Self::Native(_) => None,
+            Self::Fail2ban(f) => Some(f),
+        }
+    }
+}
+
 /// A validated jail.
 #[derive(Debug, Clone)]
 pub struct Jail {
     /// Its counting and banning policy.
     pub policy: JailPolicy,
     /// Its compiled filter.
-    pub filter: Arc<Filter>,
+    pub filter: JailFilter,
     /// Its log paths (globs).
     pub logs: Vec<String>,
     /// Where its lines come from.
@@ -346,8 +391,21 @@ impl Config {
             if !names.insert(j.name.clone()) {
                 return Err(err(line, format!("jail {:?} is defined twice", j.name)));
             }
-            let filter = load_filter(base, &j.filter, &j.filter_params)
-                .map_err(|e| err(line, format!("{}: {e}", key("filter"))))?;
+            let filter = match j.filter.strip_prefix("fail2ban:") {
+                Some(spec) => JailFilter::Fail2ban(Arc::new(
+                    load_f2b_filter(
+                        &daemon.fail2ban_dir,
+                        spec,
+                        &j.filter_params,
+                        d.timezone.as_deref().unwrap_or("local"),
+                    )
+                    .map_err(|e| err(line, format!("{}: {e}", key("filter"))))?,
+                )),
+                None => JailFilter::Native(Arc::new(
+                    load_filter(base, &j.filter, &j.filter_params)
+                        .map_err(|e| err(line, format!("{}: {e}", key("filter"))))?,
+                )),
+            };
             let mut allow = global_allow.clone();
             allow.extend(
                 parse_nets(&j.allow).map_err(|m| err(line, format!("{}: {m}", key("allow"))))?,
@@ -446,7 +504,7 @@ impl Config {
             };
             jails.push(Jail {
                 policy,
-                filter: Arc::new(filter),
+                filter,
                 logs: j.logs.clone(),
                 source,
                 journal: j.journal.clone(),
@@ -477,6 +535,60 @@ fn load_filter(
         return rampart_filter::load_with(&joined.to_string_lossy(), params);
     }
     rampart_filter::load_with(spec, params)
+}
+
+/// Loads a fail2ban filter: `spec` (`sshd[mode=aggressive]`) plus `params` (strings
+/// only), with dates read in `timezone` (the `[defaults] timezone` text).
+pub fn load_f2b_filter(
+    dir: &Path,
+    spec: &str,
+    params: &rampart_filter::ParamValues,
+    timezone: &str,
+) -> Result<F2bFilter, String> {
+    let mut parsed = rampart_f2b::loader::parse_spec(spec).map_err(|e| e.to_string())?;
+    for (k, v) in params {
+        let rampart_filter::ParamValue::One(v) = v else {
+            return Err(format!(
+                "parameter {k:?}: a fail2ban filter parameter is one string, not a list"
+            ));
+        };
+        if parsed.params.contains(k) {
+            return Err(format!(
+                "parameter {k:?} is set both in the spec and in filter_params"
+            ));
+        }
+        parsed.params.set(k, v);
+    }
+    let opts = rampart_f2b::LoadOptions {
+        zone: f2b_zone(timezone)?,
+        ..rampart_f2b::LoadOptions::default()
+    };
+    F2bFilter::load_spec(dir, &parsed, opts).map_err(|e| e.to_string())
+}
+
+/// `[defaults] timezone` as the fail2ban matcher takes it.
+fn f2b_zone(text: &str) -> Result<rampart_f2b::DefaultZone, String> {
+    use rampart_f2b::DefaultZone;
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("utc") || t == "Z" || t == "z" {
+        return Ok(DefaultZone::Fixed(0));
+    }
+    if t.eq_ignore_ascii_case("local") {
+        return Ok(DefaultZone::Local(jiff::tz::TimeZone::system()));
+    }
+    if t.starts_with(['+', '-']) || t.to_ascii_uppercase().starts_with("UTC") {
+        let z = if t.starts_with(['+', '-']) {
+            format!("UTC{t}")
+        } else {
+            t.to_ascii_uppercase()
+        };
+        return rampart_f2b::date::zone_offset(&z)
+            .map(DefaultZone::Fixed)
+            .ok_or_else(|| format!("timezone {t:?}: not an offset a fail2ban filter can use"));
+    }
+    jiff::tz::TimeZone::get(t)
+        .map(DefaultZone::Local)
+        .map_err(|e| format!("timezone {t:?}: {e}"))
 }
 
 /// Parses addresses and CIDRs (`192.0.2.1`, `198.51.100.0/24`, `2001:db8::/32`).
@@ -520,7 +632,11 @@ fn build_daemon(d: &DaemonConfig) -> Result<Daemon, String> {
     if reconcile_every < Duration::from_secs(1) {
         return Err("reconcile_every: must be at least 1s".into());
     }
-    for (key, p) in [("state", &d.state), ("socket", &d.socket)] {
+    for (key, p) in [
+        ("state", &d.state),
+        ("socket", &d.socket),
+        ("fail2ban_dir", &d.fail2ban_dir),
+    ] {
         if let Some(p) = p {
             if !p.is_absolute() {
                 return Err(format!("{key}: {} must be an absolute path", p.display()));
@@ -540,6 +656,10 @@ fn build_daemon(d: &DaemonConfig) -> Result<Daemon, String> {
         forward: d.forward.unwrap_or(false),
         table,
         reconcile_every,
+        fail2ban_dir: d
+            .fail2ban_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(Daemon::DEFAULT_FAIL2BAN_DIR)),
     })
 }
 
@@ -593,6 +713,8 @@ mod tests {
     fn ids(c: &Config) -> Vec<String> {
         c.jails[0]
             .filter
+            .native()
+            .unwrap()
             .patterns()
             .iter()
             .map(|p| p.id.clone())
@@ -605,14 +727,20 @@ mod tests {
         let aggressive = parse("filter = \"sshd[mode=aggressive]\"\n").unwrap();
         assert!(!ids(&normal).contains(&"no-identification".to_owned()));
         assert!(ids(&aggressive).contains(&"no-identification".to_owned()));
-        assert_eq!(aggressive.jails[0].filter.spec(), "sshd[mode=aggressive]");
+        assert_eq!(
+            aggressive.jails[0].filter.native().unwrap().spec(),
+            "sshd[mode=aggressive]"
+        );
     }
 
     #[test]
     fn filter_params_set_parameters_too() {
         let c = parse("filter = \"sshd\"\n[jail.filter_params]\nmode = \"ddos\"\n").unwrap();
         assert!(!ids(&c).contains(&"failed-auth".to_owned()));
-        assert_eq!(c.jails[0].filter.spec(), "sshd[mode=ddos]");
+        assert_eq!(
+            c.jails[0].filter.native().unwrap().spec(),
+            "sshd[mode=ddos]"
+        );
     }
 
     #[test]

@@ -23,12 +23,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use rampart_config::{Config, Jail, SourceKind};
+use rampart_config::{Config, Jail, JailFilter, SourceKind};
 use rampart_core::{
     format_duration, parse_duration, Backend, Ban, Clock, Entry, Failure, JailName, Offender,
     Scope, SystemClock, Timestamp,
 };
 use rampart_detect::{JailDetector, Outcome};
+use rampart_f2b::F2bFilter;
 use rampart_filter::time::TimeParser;
 use rampart_filter::{EventKind, Scanner};
 use rampart_source::{
@@ -103,10 +104,82 @@ struct JailCounters {
     source_errors: u64,
 }
 
+/// A jail's matcher: the native scanner, or a fail2ban filter with its per-source state
+/// (date detector, `maxlines` buffer, multi-line cache).
+#[derive(Debug)]
+enum Matcher {
+    Native(Scanner),
+    Fail2ban(Arc<F2bFilter>, Box<rampart_f2b::State>),
+}
+
+impl Matcher {
+    fn new(j: &Jail, zone: &rampart_filter::time::Zone, now: Timestamp) -> Self {
+        match &j.filter {
+            JailFilter::Native(f) => Matcher::Native(Scanner::new(
+                vec![Arc::clone(f)],
+                TimeParser::new(f.timestamp(), zone.clone(), now),
+                false,
+            )),
+            JailFilter::Fail2ban(f) => Matcher::Fail2ban(Arc::clone(f), Box::new(f.new_state())),
+        }
+    }
+
+    /// One file line: pushes its failures (address, log time).
+    fn line(&mut self, line: &[u8], now: Timestamp, found: &mut Vec<(IpAddr, Timestamp)>) {
+        match self {
+            Matcher::Native(s) => {
+                s.scan(line, |e| {
+                    if e.kind == EventKind::Failure {
+                        if let (Some(a), Some(t)) = (e.addr, e.time) {
+                            found.push((a, t));
+                        }
+                    }
+                });
+            }
+            Matcher::Fail2ban(f, st) => {
+                for x in f.process_line(st, line, now.as_secs()) {
+                    if let (Some(a), Some(t)) = (x.addr(), x.time) {
+                        found.push((a, t));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One journal entry presented as `host ident[pid]: message`, timed by the journal.
+    fn entry(
+        &mut self,
+        line: &[u8],
+        time: Timestamp,
+        now: Timestamp,
+        found: &mut Vec<(IpAddr, Timestamp)>,
+    ) {
+        match self {
+            Matcher::Native(s) => {
+                s.scan_message(line, time, |ev| {
+                    if ev.kind == EventKind::Failure {
+                        if let (Some(a), Some(t)) = (ev.addr, ev.time) {
+                            found.push((a, t));
+                        }
+                    }
+                });
+            }
+            Matcher::Fail2ban(f, st) => {
+                let text = String::from_utf8_lossy(line);
+                for x in f.process_entry(st, &text, time, now.as_secs()) {
+                    if let (true, Some(a), Some(t)) = (x.is_failure(), x.addr(), x.time) {
+                        found.push((a, t));
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 struct JailRt {
     jail: Jail,
-    scanner: Scanner,
+    matcher: Matcher,
     detector: JailDetector,
     input: Input,
     /// (wall time after a batch, checkpoint text then); oldest first.
@@ -162,6 +235,8 @@ pub struct Settings {
     pub dry_run: bool,
     /// Extra args for the journal source (tests: a journal file).
     pub journal_file: Option<PathBuf>,
+    /// `--fail2ban DIR`: the jails are fail2ban's (re-imported on reload).
+    pub fail2ban: Option<PathBuf>,
 }
 
 /// The engine.
@@ -345,14 +420,9 @@ impl Engine {
             }
             let input = pick_input(j);
             let saved = stored.get(&input.key(&j.policy.jail)).cloned();
-            let scanner = Scanner::new(
-                vec![Arc::clone(&j.filter)],
-                TimeParser::new(j.filter.timestamp(), self.config.zone.clone(), now),
-                false,
-            );
             jails.push(JailRt {
                 jail: j.clone(),
-                scanner,
+                matcher: Matcher::new(j, &self.config.zone, now),
                 detector,
                 input,
                 marks: VecDeque::new(),
@@ -523,17 +593,13 @@ impl Engine {
         let Some(j) = self.jails.get_mut(idx) else {
             return;
         };
-        j.scanner.set_now(now);
+        if let Matcher::Native(s) = &mut j.matcher {
+            s.set_now(now);
+        }
         let mut found: Vec<(IpAddr, Timestamp)> = Vec::new();
         for (_path, line) in batch.iter() {
             j.counters.lines += 1;
-            j.scanner.scan(line, |e| {
-                if e.kind == EventKind::Failure {
-                    if let (Some(a), Some(t)) = (e.addr, e.time) {
-                        found.push((a, t));
-                    }
-                }
-            });
+            j.matcher.line(line, now, &mut found);
         }
         // Serialised only when a mark is taken (at most once a second), not per batch.
         self.after_batch(idx, &found, now, || serde_json::to_string(checkpoints).ok());
@@ -555,13 +621,7 @@ impl Engine {
             line.extend_from_slice(e.identifier.as_deref().unwrap_or("unknown").as_bytes());
             let _ = write!(line, "[{}]: ", e.pid.unwrap_or(0));
             line.extend_from_slice(&e.message);
-            j.scanner.scan_message(&line, e.realtime, |ev| {
-                if ev.kind == EventKind::Failure {
-                    if let (Some(a), Some(t)) = (ev.addr, ev.time) {
-                        found.push((a, t));
-                    }
-                }
-            });
+            j.matcher.entry(&line, e.realtime, now, &mut found);
         }
         self.after_batch(idx, &found, now, || cursor.filter(|c| !c.is_empty()));
     }
@@ -1108,12 +1168,21 @@ impl Engine {
 
     /// Re-reads the config file; an invalid one changes nothing.
     fn reload(&mut self, rx: &Receiver<Event>) -> Result<String, String> {
-        let Some(path) = self.settings.config_path.clone() else {
-            return Err(
-                "running on the built-in default config; there is no file to reload".into(),
-            );
+        let new = match &self.settings.fail2ban {
+            Some(dir) => {
+                crate::load_config_from(self.settings.config_path.as_deref(), Some(dir))
+                    .map_err(|e| e.to_string())?
+                    .0
+            }
+            None => {
+                let Some(path) = self.settings.config_path.clone() else {
+                    return Err(
+                        "running on the built-in default config; there is no file to reload".into(),
+                    );
+                };
+                Config::load(&path).map_err(|e| e.to_string())?
+            }
         };
-        let new = Config::load(&path).map_err(|e| e.to_string())?;
         if new.daemon != self.config.daemon {
             return Err(
                 "the [daemon] section changed; restart rampart to apply it (nothing was reloaded)"
@@ -1164,7 +1233,7 @@ impl Engine {
         self.start_sources().map_err(|e| e.to_string())?;
         Ok(format!(
             "Reloaded {}: {} jail(s).",
-            path.display(),
+            self.config.path.display(),
             self.jails.len()
         ))
     }
@@ -1375,6 +1444,43 @@ mod tests {
     }
 
     #[test]
+    fn a_fail2ban_filter_matches_file_lines_and_journal_entries() {
+        assert!(
+            std::path::Path::new("/etc/fail2ban/filter.d/sshd.conf").is_file(),
+            "/etc/fail2ban/filter.d/sshd.conf is missing: install the Debian package `fail2ban`"
+        );
+        let zone = rampart_filter::time::Zone::parse("UTC").unwrap();
+        let now = Timestamp::parse_rfc3339("2026-03-01T10:00:30Z").unwrap();
+        let file = jail_from(
+            "[defaults]\ntimezone = \"UTC\"\n[[jail]]\nname = \"s\"\nfilter = \"fail2ban:sshd\"\nlogs = [\"/x/auth.log\"]\n",
+        );
+        let mut m = Matcher::new(&file, &zone, now);
+        let mut found = Vec::new();
+        m.line(
+            b"Mar  1 10:00:01 host sshd[7]: Failed password for root from 203.0.113.5 port 4000 ssh2",
+            now,
+            &mut found,
+        );
+        m.line(b"Mar  1 10:00:02 host sshd[7]: Accepted password for root from 192.0.2.1 port 4001 ssh2", now, &mut found);
+        let t = Timestamp::parse_rfc3339("2026-03-01T10:00:01Z").unwrap();
+        assert_eq!(found, [("203.0.113.5".parse().unwrap(), t)]);
+
+        let journal = jail_from(
+            "[[jail]]\nname = \"s\"\nfilter = \"fail2ban:sshd\"\nsource = \"journal\"\njournal = [\"_COMM=sshd\"]\n[jail.filter_params]\nlogtype = \"journal\"\n",
+        );
+        let mut m = Matcher::new(&journal, &zone, now);
+        let mut found = Vec::new();
+        let at = Timestamp::parse_rfc3339("2026-03-01T10:00:05Z").unwrap();
+        m.entry(
+            b"host sshd[7]: Failed password for invalid user bob from 2001:db8::7 port 4000 ssh2",
+            at,
+            now,
+            &mut found,
+        );
+        assert_eq!(found, [("2001:db8::7".parse().unwrap(), at)]);
+    }
+
+    #[test]
     fn the_builtin_config_protects_sshd_from_the_journal_when_there_is_no_auth_log() {
         // Without --config: /etc/rampart/rampart.toml if present, else the built-in text.
         let (config, _path) = crate::load_config(None).unwrap();
@@ -1412,19 +1518,15 @@ mod tests {
         let jail = jail_from(
             "[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [\"/x/auth.log\"]\nwindow = \"10m\"\nreorder_tolerance = \"1m\"\n",
         );
-        let scanner = Scanner::new(
-            vec![Arc::clone(&jail.filter)],
-            TimeParser::new(
-                jail.filter.timestamp(),
-                rampart_filter::time::Zone::parse("UTC").unwrap(),
-                Timestamp::from_micros(0),
-            ),
-            false,
+        let matcher = Matcher::new(
+            &jail,
+            &rampart_filter::time::Zone::parse("UTC").unwrap(),
+            Timestamp::from_micros(0),
         );
         let mut j = JailRt {
             detector: JailDetector::new(jail.policy.clone()).unwrap(),
             jail,
-            scanner,
+            matcher,
             input: Input::Files(vec![]),
             marks: VecDeque::new(),
             saved: Some("start".into()),

@@ -66,11 +66,28 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Read journal sources from this journal file instead of the system journal.
     pub journal_file: Option<PathBuf>,
+    /// `--fail2ban DIR`: run fail2ban's enabled jails from DIR (`config` then only gives
+    /// the `[daemon]`, `[defaults]` and `[geo]` settings).
+    pub fail2ban: Option<PathBuf>,
 }
 
 /// Loads the config the daemon would run with, and the path it came from (`None` for the
 /// built-in default).
 pub fn load_config(config: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
+    load_config_from(config, None)
+}
+
+/// [`load_config`], or with `fail2ban` set, fail2ban's enabled jails from that directory
+/// (with `config`'s `[daemon]`, `[defaults]` and `[geo]` when given; no default file is
+/// read then).
+pub fn load_config_from(
+    config: Option<&Path>,
+    fail2ban: Option<&Path>,
+) -> Result<(Config, Option<PathBuf>), ConfigError> {
+    if let Some(dir) = fail2ban {
+        let (cfg, _) = Config::from_fail2ban(dir, config)?;
+        return Ok((cfg, config.map(Path::to_owned)));
+    }
     match config {
         Some(p) => Ok((Config::load(p)?, Some(p.to_owned()))),
         None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
@@ -117,7 +134,10 @@ pub fn make_backend(d: &Daemon, dry_run: bool) -> Result<Box<dyn Backend>, Backe
 /// Runs the daemon until SIGTERM or SIGINT. Start-up is strict: any error returns before
 /// a source starts.
 pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
-    let (config, path) = load_config(opts.config.as_deref())?;
+    let (config, path) = load_config_from(opts.config.as_deref(), opts.fail2ban.as_deref())?;
+    if let Some(dir) = &opts.fail2ban {
+        info!(dir = %dir.display(), jails = config.jails.len(); "Running fail2ban's enabled jails.");
+    }
     let backend = make_backend(&config.daemon, opts.dry_run)?;
     let store = Store::open(&config.daemon.state)?;
     let socket = config.daemon.socket.clone();
@@ -126,6 +146,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         config_path: path.clone(),
         dry_run: opts.dry_run,
         journal_file: opts.journal_file.clone(),
+        fail2ban: opts.fail2ban.clone(),
     };
     let mut engine = Engine::new(settings, config, store, backend, tx.clone())?;
     let mut signals = signal_hook::iterator::Signals::new([

@@ -2,11 +2,13 @@
 //! includes, both interpolation layers, jail parameters), translate their Python regexes
 //! (to the `regex` crate where the meaning is the same, to a step-limited backtracking
 //! matcher where it is not), parse their dates, and match log lines the way fail2ban does,
-//! multi-line state included.
+//! multi-line state included; and read fail2ban's jails (`jail.conf`, `jail.local`,
+//! `jail.d`) into values rampart can run ([`jail`]).
 
 pub mod date;
 pub mod filter;
 pub mod ini;
+pub mod jail;
 pub mod loader;
 pub mod prefilter;
 pub mod pyre;
@@ -74,6 +76,16 @@ pub enum F2bError {
         /// 0-based index within the option.
         index: usize,
         /// The compile error (with the pattern).
+        message: String,
+    },
+    /// A jail option is invalid (or not supported, such as a Python `bantime.formula`).
+    #[error("jail [{jail}]: option {option:?}: {message}")]
+    Jail {
+        /// The jail (section).
+        jail: String,
+        /// The option.
+        option: String,
+        /// What is wrong.
         message: String,
     },
     /// Any other invalid option value.

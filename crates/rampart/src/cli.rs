@@ -74,6 +74,30 @@ enum Command {
     /// Country and registry data: offline whois lookups, RIR data updates.
     #[command(subcommand)]
     Geo(crate::geo_cmd::GeoCommand),
+    /// Convert another tool's configuration into a rampart configuration.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// Print fail2ban's enabled jails as a rampart configuration (stdout), and what could
+    /// not be carried over (stderr).
+    Fail2ban(ImportFail2banArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportFail2banArgs {
+    /// fail2ban's configuration directory.
+    #[arg(default_value = "/etc/fail2ban")]
+    pub dir: PathBuf,
+    /// Convert every jail, not only the enabled ones.
+    #[arg(long)]
+    pub all: bool,
+    /// Print one JSON document on stdout instead: `config` (the TOML text), `jails`,
+    /// `skipped` and `warnings` (each `{jail, option, message}`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +111,11 @@ pub struct RunArgs {
     /// Check the configuration, print the jails and exit (0 valid, 2 invalid).
     #[arg(long)]
     pub check: bool,
+    /// Run fail2ban's enabled jails from this directory (e.g. /etc/fail2ban), converted as
+    /// `rampart import fail2ban` converts them; --config then only gives the [daemon],
+    /// [defaults] and [geo] settings.
+    #[arg(long, value_name = "DIR")]
+    pub fail2ban: Option<PathBuf>,
     /// Read journal sources from this journal file instead of the system journal (tests,
     /// forensics).
     #[arg(long, value_name = "FILE", hide = true)]
@@ -231,5 +260,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Unban { addr, socket } => crate::daemon_cmd::unban(&socket.socket, addr),
         Command::Reload { socket } => crate::daemon_cmd::reload(&socket.socket),
         Command::Geo(cmd) => crate::geo_cmd::run(&cmd),
+        Command::Import(ImportCommand::Fail2ban(args)) => crate::import_cmd::fail2ban(&args),
     }
 }

@@ -12,10 +12,14 @@ use crate::cli::RunArgs;
 
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     if args.check {
-        let (config, path) = rampart_daemon::load_config(args.config.as_deref())?;
-        let from = path
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "the built-in default".into());
+        let (config, path) =
+            rampart_daemon::load_config_from(args.config.as_deref(), args.fail2ban.as_deref())?;
+        let from = match (&args.fail2ban, path) {
+            (Some(dir), Some(p)) => format!("fail2ban {} with {}", dir.display(), p.display()),
+            (Some(dir), None) => format!("fail2ban {}", dir.display()),
+            (None, Some(p)) => p.display().to_string(),
+            (None, None) => "the built-in default".into(),
+        };
         println!("{from}: valid, {} jail(s)", config.jails.len());
         for j in &config.jails {
             let ports = if j.scope.ports.is_empty() {
@@ -48,6 +52,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         config: args.config.clone(),
         dry_run: args.dry_run,
         journal_file: args.journal_file.clone(),
+        fail2ban: args.fail2ban.clone(),
     })?;
     Ok(ExitCode::SUCCESS)
 }

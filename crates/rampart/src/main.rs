@@ -6,6 +6,7 @@ mod daemon_cmd;
 mod f2b_cmd;
 mod filter_cmd;
 mod geo_cmd;
+mod import_cmd;
 mod replay_cmd;
 
 fn main() -> std::process::ExitCode {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use rampart_config::Config;
+use rampart_config::{Config, JailFilter};
 use rampart_core::{format_duration, Ban, Failure};
 use rampart_detect::{JailDetector, Outcome};
 use rampart_filter::time::{FormatChoice, TimeParser};
@@ -132,7 +132,20 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     for path in &args.logfiles {
         readers.push((path, open_log(path)?));
     }
-    let filters: Vec<Arc<Filter>> = jails.iter().map(|j| Arc::clone(&j.filter)).collect();
+    // Native filters run together in one scanner per file; fail2ban filters each keep
+    // their own per-file state. `native[i]` is the jail index of the scanner's filter i.
+    let mut native: Vec<usize> = Vec::new();
+    let mut filters: Vec<Arc<Filter>> = Vec::new();
+    let mut f2b: Vec<(usize, Arc<rampart_f2b::F2bFilter>)> = Vec::new();
+    for (i, j) in jails.iter().enumerate() {
+        match &j.filter {
+            JailFilter::Native(f) => {
+                native.push(i);
+                filters.push(Arc::clone(f));
+            }
+            JailFilter::Fail2ban(f) => f2b.push((i, Arc::clone(f))),
+        }
+    }
     let mut detectors = jails
         .iter()
         .map(|j| JailDetector::new(j.policy.clone()))
@@ -147,8 +160,9 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let (mut lines, mut too_long, mut no_time_lines) = (0u64, 0u64, 0u64);
-    let mut filter_stats = vec![rampart_filter::FilterStats::default(); filters.len()];
+    let mut filter_stats = vec![rampart_filter::FilterStats::default(); jails.len()];
     let mut bans_out = 0u64;
+    let now_secs = now.as_secs();
     for (path, read) in readers {
         let mut reader = LineReader::new(read, DEFAULT_MAX_LINE);
         let mut scanner = Scanner::new(
@@ -156,25 +170,45 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             TimeParser::new(format, config.zone.clone(), now),
             false,
         );
+        let mut states: Vec<rampart_f2b::State> = f2b.iter().map(|(_, f)| f.new_state()).collect();
         let mut pending_err: Option<io::Error> = None;
+        let mut record =
+            |ji: usize, addr, time, out: &mut BufWriter<_>, pending: &mut Option<io::Error>| {
+                if let Outcome::Banned(ban) = detectors[ji].record(Failure { addr, time }) {
+                    bans_out += 1;
+                    if let Err(err) = print_ban(out, args.json, &ban, geo.as_ref()) {
+                        pending.get_or_insert(err);
+                    }
+                }
+            };
         while let Some(line) = reader
             .next_line()
             .with_context(|| format!("reading {}", path.display()))?
         {
-            scanner.scan(line, |e| {
-                if e.kind != EventKind::Failure {
-                    return;
-                }
-                let (Some(addr), Some(time)) = (e.addr, e.time) else {
-                    return;
-                };
-                if let Outcome::Banned(ban) = detectors[e.filter].record(Failure { addr, time }) {
-                    bans_out += 1;
-                    if let Err(err) = print_ban(&mut out, args.json, &ban, geo.as_ref()) {
-                        pending_err.get_or_insert(err);
+            if !filters.is_empty() {
+                scanner.scan(line, |e| {
+                    if e.kind != EventKind::Failure {
+                        return;
+                    }
+                    let (Some(addr), Some(time)) = (e.addr, e.time) else {
+                        return;
+                    };
+                    record(native[e.filter], addr, time, &mut out, &mut pending_err);
+                });
+            }
+            for ((ji, f), st) in f2b.iter().zip(states.iter_mut()) {
+                for x in f.process_line(st, line, now_secs) {
+                    let fs = &mut filter_stats[*ji];
+                    fs.failures += 1;
+                    match (x.addr(), x.time) {
+                        (Some(addr), Some(time)) => {
+                            record(*ji, addr, time, &mut out, &mut pending_err)
+                        }
+                        (None, _) => fs.bad_host += 1,
+                        (_, None) => fs.no_time += 1,
                     }
                 }
-            });
+            }
             if let Some(e) = pending_err.take() {
                 return Err(e.into());
             }
@@ -182,13 +216,17 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         lines += reader.stats().lines;
         too_long += reader.stats().too_long;
         no_time_lines += scanner.stats().no_timestamp;
-        for (i, s) in filter_stats.iter_mut().enumerate() {
+        for (i, &ji) in native.iter().enumerate() {
+            let s = &mut filter_stats[ji];
             let f = scanner.filter_stats(i);
             s.failures += f.failures;
             s.ignored += f.ignored;
             s.no_time += f.no_time;
             s.bad_host += f.bad_host;
             s.unattributed += f.unattributed;
+        }
+        for ((ji, _), st) in f2b.iter().zip(&states) {
+            filter_stats[*ji].ignored += st.ignored;
         }
     }
     out.flush()?;

@@ -358,6 +358,10 @@ fn help_matches_snapshots() {
         ("replay-help.txt", vec!["replay", "--help"]),
         ("run-help.txt", vec!["run", "--help"]),
         ("ban-help.txt", vec!["ban", "--help"]),
+        (
+            "import-fail2ban-help.txt",
+            vec!["import", "fail2ban", "--help"],
+        ),
     ] {
         let out = rampart(&args);
         assert!(out.status.success());
@@ -372,4 +376,184 @@ fn help_matches_snapshots() {
             "{name} changed; rerun with UPDATE_SNAPSHOTS=1 if intended"
         );
     }
+}
+
+fn require_fail2ban() {
+    assert!(
+        Path::new("/etc/fail2ban/jail.conf").is_file(),
+        "/etc/fail2ban/jail.conf is missing: install the Debian package `fail2ban`"
+    );
+}
+
+/// A fail2ban directory in `t`: links to /etc/fail2ban's files except jail.local and
+/// jail.d, plus our `jail.local`.
+fn fail2ban_dir(t: &Tmp, jail_local: &str) -> PathBuf {
+    require_fail2ban();
+    let dir = t.0.join("fail2ban");
+    std::fs::create_dir_all(dir.join("jail.d")).unwrap();
+    for e in std::fs::read_dir("/etc/fail2ban").unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if name == "jail.local" || name == "jail.d" {
+            continue;
+        }
+        std::os::unix::fs::symlink(e.path(), dir.join(&name)).unwrap();
+    }
+    std::fs::write(dir.join("jail.local"), jail_local).unwrap();
+    dir
+}
+
+#[test]
+fn import_fail2ban_prints_a_config_that_run_check_accepts() {
+    require_fail2ban();
+    let t = Tmp::new();
+    let out = rampart(&["import", "fail2ban"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let toml = String::from_utf8(out.stdout).unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("imported 1 jail(s) from /etc/fail2ban: sshd"),
+        "{err}"
+    );
+    assert!(toml.contains("filter = \"fail2ban:sshd\""), "{toml}");
+    let cfg = t.file("imported.toml", &toml);
+    let out = rampart(&["run", "--check", "--config", s(&cfg)]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "sshd: filter fail2ban:sshd, File source, max_failures 5 in 10m, ban 10m, drops 22"
+        ),
+        "{stdout}"
+    );
+    // `run --fail2ban` converts the same way, in memory.
+    let out = rampart(&["run", "--check", "--fail2ban", "/etc/fail2ban"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("fail2ban /etc/fail2ban: valid, 1 jail(s)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("sshd: filter fail2ban:sshd"), "{stdout}");
+}
+
+#[test]
+fn import_fail2ban_json_reports_what_was_not_carried_over() {
+    let t = Tmp::new();
+    let dir = fail2ban_dir(
+        &t,
+        "[sshd]\nenabled = true\nlogpath = /var/log/auth.log\nignorecommand = /usr/local/bin/ok <ip>\nbantime.increment = true\nbantime.rndtime = 5m\n\n[recidive]\nenabled = true\n",
+    );
+    let out = rampart(&["import", "fail2ban", s(&dir), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["jails"], serde_json::json!(["sshd"]));
+    assert_eq!(doc["skipped"][0]["jail"], "recidive");
+    let warned = |opt: &str| {
+        doc["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["jail"] == "sshd" && w["option"] == opt)
+    };
+    assert!(
+        warned("ignorecommand") && warned("bantime.rndtime"),
+        "{doc:#}"
+    );
+    let config = doc["config"].as_str().unwrap();
+    assert!(config.contains("[jail.escalation]"), "{config}");
+    let cfg = t.file("x.toml", config);
+    let out = rampart(&["run", "--check", "--config", s(&cfg)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A Python formula is refused, naming the jail and the key; exit 2.
+    let t2 = Tmp::new();
+    let dir = fail2ban_dir(
+        &t2,
+        "[sshd]\nenabled = true\nbantime.increment = true\nbantime.formula = ban.Time * 3\n",
+    );
+    let out = rampart(&["import", "fail2ban", s(&dir)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[sshd]") && err.contains("bantime.formula"),
+        "{err}"
+    );
+}
+
+#[test]
+fn replay_runs_jails_with_fail2ban_filters() {
+    require_fail2ban();
+    let t = Tmp::new();
+    let cfg = t.file(
+        "f2b.toml",
+        "[defaults]\ntimezone = \"UTC\"\n[[jail]]\nname = \"ssh\"\nfilter = \"fail2ban:sshd\"\nmax_failures = 3\n\n[[jail]]\nname = \"native\"\nfilter = \"sshd\"\nmax_failures = 4\n",
+    );
+    let mut log = String::new();
+    for i in 0..4 {
+        log.push_str(&format!(
+            "Nov 24 10:00:0{i} host sshd[99]: Failed password for root from 203.0.113.5 port 4{i}22 ssh2\n"
+        ));
+        log.push_str("Nov 24 10:00:09 host sshd[99]: Connection closed by 198.51.100.1 port 22\n");
+    }
+    let log = t.file("auth.log", log);
+    let out = rampart(&[
+        "replay",
+        "--config",
+        s(&cfg),
+        "--json",
+        "--now",
+        NOW,
+        s(&log),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bans: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(String, String, u64)> = bans
+        .iter()
+        .map(|b| {
+            (
+                b["jail"].as_str().unwrap().to_owned(),
+                b["addr"].as_str().unwrap().to_owned(),
+                b["failures"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("ssh".to_owned(), "203.0.113.5".to_owned(), 3),
+            ("native".to_owned(), "203.0.113.5".to_owned(), 4)
+        ]
+    );
+    assert_eq!(bans[0]["first_failure"], "2026-11-24T10:00:00Z");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("jail ssh: failures 4"), "{err}");
 }
