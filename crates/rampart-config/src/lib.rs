@@ -31,6 +31,7 @@ use rampart_filter::Filter;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub mod bans;
 pub mod geo;
 
 /// The whole file as written.
@@ -48,6 +49,10 @@ pub struct ConfigFile {
     pub jail: Vec<Spanned<JailConfig>>,
     /// Country and registry policies.
     pub geo: Option<Spanned<geo::GeoConfig>>,
+    /// Repeat offenders across jails.
+    pub recidive: Option<Spanned<bans::RecidiveConfig>>,
+    /// Block escalation.
+    pub blocks: Option<Spanned<bans::BlocksConfig>>,
 }
 
 /// `[daemon]`: settings of `rampart run` (ignored by the offline commands).
@@ -228,6 +233,30 @@ pub struct Config {
     pub jails: Vec<Jail>,
     /// The `[geo]` section, if any.
     pub geo: Option<geo::Geo>,
+    /// The `[recidive]` section, if any.
+    pub recidive: Option<bans::Recidive>,
+    /// The `[blocks]` section, if any.
+    pub blocks: Option<bans::Blocks>,
+}
+
+impl Config {
+    /// What every jail's bans drop: the log jails', then recidive's (block bans are
+    /// enforced as a country-policy-style set, not per jail).
+    pub fn scopes(&self) -> Vec<Scope> {
+        let mut out: Vec<Scope> = self.jails.iter().map(|j| j.scope.clone()).collect();
+        if let Some(r) = &self.recidive {
+            out.push(r.scope.clone());
+        }
+        out
+    }
+
+    /// Whether `jail` names a jail of this config: a log jail, `recidive` or `blocks`
+    /// when those sections are present.
+    pub fn has_jail(&self, jail: &str) -> bool {
+        self.jails.iter().any(|j| j.policy.jail.as_str() == jail)
+            || (self.recidive.is_some() && jail == bans::RECIDIVE_JAIL)
+            || (self.blocks.is_some() && jail == bans::BLOCKS_JAIL)
+    }
 }
 
 /// A validated jail.
@@ -457,12 +486,23 @@ impl Config {
             return Err(err(None, "no [[jail]] is configured".into()));
         }
         let geo = geo::build(&file, text, &p, base, &jails)?;
+        let (recidive, blocks) = bans::build(
+            file.recidive.as_ref(),
+            file.blocks.as_ref(),
+            text,
+            &p,
+            &jails,
+            d,
+            &global_allow,
+        )?;
         Ok(Self {
             path: path.to_owned(),
             zone,
             daemon,
             jails,
             geo,
+            recidive,
+            blocks,
         })
     }
 }
