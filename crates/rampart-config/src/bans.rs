@@ -193,9 +193,7 @@ fn build_recidive(
         escalation,
         allow: AllowList::new(allow.iter().copied()),
         ipv6_prefix: d.ipv6_prefix.unwrap_or(JailPolicy::DEFAULT_IPV6_PREFIX),
-        max_offenders: d
-            .max_offenders
-            .unwrap_or(JailPolicy::DEFAULT_MAX_OFFENDERS),
+        max_offenders: d.max_offenders.unwrap_or(JailPolicy::DEFAULT_MAX_OFFENDERS),
         jails: jail_list(&c.jails, jails, "jails")?,
         count_manual: c.count_manual.unwrap_or(false),
     };
@@ -255,9 +253,7 @@ fn build_blocks(
         max_prefix_v4: max4,
         max_prefix_v6: max6,
         allow: AllowList::new(allow.iter().copied()),
-        max_blocks: d
-            .max_offenders
-            .unwrap_or(JailPolicy::DEFAULT_MAX_OFFENDERS),
+        max_blocks: d.max_offenders.unwrap_or(JailPolicy::DEFAULT_MAX_OFFENDERS),
     };
     BlockWatcher::new(policy.clone()).map_err(|e| format!("{}: {e}", e.field()))?;
     Ok(Blocks { policy })
@@ -312,7 +308,10 @@ mod tests {
         assert_eq!(r.scope.ports.len(), 1);
         let b = c.blocks.unwrap().policy;
         assert_eq!(b.group, rampart_detect::BlockGroup::Prefix);
-        assert_eq!((b.ipv4_prefix, b.max_prefix_v4, b.max_prefix_v6), (20, 20, 40));
+        assert_eq!(
+            (b.ipv4_prefix, b.max_prefix_v4, b.max_prefix_v6),
+            (20, 20, 40)
+        );
         assert_eq!(b.min_addresses, 3);
     }
 
@@ -327,7 +326,10 @@ mod tests {
             ("[recidive]\nprotocol = \"icmp\"\n", "recidive.protocol"),
             ("[blocks]\ngroup = \"asn\"\n", "blocks.group"),
             ("[blocks]\nipv4_prefix = 8\n", "blocks.ipv4_prefix"),
-            ("[blocks]\nmax_prefix = { ipv4 = 99 }\n", "blocks.max_prefix"),
+            (
+                "[blocks]\nmax_prefix = { ipv4 = 99 }\n",
+                "blocks.max_prefix",
+            ),
             ("[blocks]\nmax_prefix = { v4 = 16 }\n", "v4"),
             ("[blocks]\nban_for = \"-1h\"\n", "blocks.ban_for"),
             ("[blocks]\nmin_addresses = 1\n", "blocks.min_addresses"),

@@ -560,8 +560,7 @@ impl BlockWatcher {
         if addresses < self.policy.min_addresses {
             return BlockOutcome::Counted { block, addresses };
         }
-        if self.builtin.overlaps(block) || self.policy.allow.overlaps(block) || protected(block)
-        {
+        if self.builtin.overlaps(block) || self.policy.allow.overlaps(block) || protected(block) {
             self.stats.protected += 1;
             return BlockOutcome::Protected {
                 block,
@@ -783,7 +782,10 @@ mod tests {
         // The same address again is not a new address.
         for _ in 0..3 {
             let o = w.observe(&j, ip("192.0.2.1"), &[], at(0), none);
-            assert!(matches!(o, BlockOutcome::Counted { addresses: 1, .. }), "{o:?}");
+            assert!(
+                matches!(o, BlockOutcome::Counted { addresses: 1, .. }),
+                "{o:?}"
+            );
         }
         for i in 2..5 {
             let o = w.observe(&j, ip(&format!("192.0.2.{i}")), &[], at(i * 60), none);
@@ -824,7 +826,10 @@ mod tests {
                 |_| false,
             );
             // 900 s apart, a 3600 s window holds 4 of them at most.
-            assert!(matches!(o, BlockOutcome::Counted { addresses, .. } if addresses <= 4), "{o:?}");
+            assert!(
+                matches!(o, BlockOutcome::Counted { addresses, .. } if addresses <= 4),
+                "{o:?}"
+            );
         }
     }
 
@@ -861,7 +866,8 @@ mod tests {
         );
         // A /13 allocation is larger than /16: the /24 prefix group.
         assert_eq!(
-            w.policy().block_of(ip("180.152.1.2"), &[net("180.152.0.0/13")]),
+            w.policy()
+                .block_of(ip("180.152.1.2"), &[net("180.152.0.0/13")]),
             (net("180.152.1.0/24"), BlockGroup::Prefix)
         );
         // No allocation known: the prefix group.
@@ -872,7 +878,10 @@ mod tests {
         // A non-aligned range given as several CIDRs: the one holding the address.
         assert_eq!(
             w.policy()
-                .block_of(ip("31.41.242.9"), &[net("31.41.240.0/23"), net("31.41.242.0/24")])
+                .block_of(
+                    ip("31.41.242.9"),
+                    &[net("31.41.240.0/23"), net("31.41.242.0/24")]
+                )
                 .0,
             net("31.41.242.0/24")
         );
@@ -884,7 +893,13 @@ mod tests {
         p.max_blocks = 3;
         let mut w = BlockWatcher::new(p).unwrap();
         for i in 0..10 {
-            w.observe(&name("sshd"), ip(&format!("192.0.{i}.1")), &[], at(i64::from(i)), |_| false);
+            w.observe(
+                &name("sshd"),
+                ip(&format!("192.0.{i}.1")),
+                &[],
+                at(i64::from(i)),
+                |_| false,
+            );
             assert!(w.tracked() <= 3);
         }
         assert_eq!(w.stats().evictions, 7);
