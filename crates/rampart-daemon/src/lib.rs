@@ -8,6 +8,7 @@
 
 pub mod control;
 pub mod engine;
+pub mod escalate;
 pub mod geo;
 pub mod host;
 pub mod log;

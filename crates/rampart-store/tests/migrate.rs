@@ -12,7 +12,8 @@ fn v1_file(path: &std::path::Path) {
     let raw = rusqlite::Connection::open(path).unwrap();
     raw.execute_batch(V1_SCHEMA).unwrap();
     raw.pragma_update(None, "user_version", 1).unwrap();
-    raw.pragma_update(None, "application_id", 0x726d_7074).unwrap();
+    raw.pragma_update(None, "application_id", 0x726d_7074)
+        .unwrap();
     raw.execute(
         "INSERT INTO bans (jail, family, net, prefix, addr, start_us, end_us, failures, level, origin) \
          VALUES ('sshd', 4, x'c0000207', 32, x'c0000207', ?1, ?2, 5, 0, 0)",
