@@ -220,6 +220,14 @@ impl Escalation {
         }
         let mut out: Vec<BanRecord> = pending.into_values().filter(|b| b.end > now).collect();
         out.sort_by_key(|b| b.start);
+        // The counters count decisions: what the history re-derived is not one, what it
+        // owes is.
+        self.recidive_bans = out
+            .iter()
+            .filter(|b| b.jail.as_str() == RECIDIVE_JAIL)
+            .count() as u64;
+        self.block_bans_decided = out.len() as u64 - self.recidive_bans;
+        self.protected = 0;
         Ok(out)
     }
 
