@@ -194,6 +194,8 @@ pub struct Engine {
     geo: crate::geo::GeoRuntime,
     /// `[recidive]` and `[blocks]`: watchers of the decided bans, running block bans.
     esc: crate::escalate::Escalation,
+    /// The kernel's block set failed to update: retried every tick until it succeeds.
+    blocks_dirty: bool,
 }
 
 fn now() -> Timestamp {
@@ -252,6 +254,7 @@ impl Engine {
             stopping: false,
             geo,
             esc: crate::escalate::Escalation::default(),
+            blocks_dirty: false,
         };
         engine.restore()?;
         engine.build_jails()?;
@@ -332,10 +335,14 @@ impl Engine {
 
     /// Makes the kernel's block set hold exactly the running block bans.
     fn sync_blocks(&mut self, now: Timestamp) {
-        if let Err(e) = self.geo.set_blocks(&self.esc.block_nets()) {
-            self.counters.backend_errors += 1;
-            if self.err_log.allow(now).0 {
-                error!(error = %e; "Could not apply block bans.");
+        match self.geo.set_blocks(&self.esc.block_nets()) {
+            Ok(()) => self.blocks_dirty = false,
+            Err(e) => {
+                self.blocks_dirty = true;
+                self.counters.backend_errors += 1;
+                if self.err_log.allow(now).0 {
+                    error!(error = %e; "Could not apply block bans; retrying.");
+                }
             }
         }
     }
@@ -813,7 +820,7 @@ impl Engine {
             self.persist_checkpoints(now, "tick");
         }
         self.active.retain(|_, a| a.end > now);
-        if self.esc.expire(now) {
+        if self.esc.expire(now) || self.blocks_dirty {
             self.sync_blocks(now);
         }
         self.geo.tick();

@@ -344,9 +344,12 @@ impl GeoRuntime {
         if rule == self.blocks {
             return Ok(());
         }
-        self.blocks = rule;
-        self.push()
-            .map_err(|e| format!("the firewall refused the block bans: {e}"))
+        let before = std::mem::replace(&mut self.blocks, rule);
+        self.push().map_err(|e| {
+            // Not applied: the next call tries again.
+            self.blocks = before;
+            format!("the firewall refused the block bans: {e}")
+        })
     }
 
     /// Applies the current plan and block rule (or removes everything when both are empty).
