@@ -308,6 +308,15 @@ pub(crate) fn build(
                 format!("geo.policy name: {GLOBAL_POLICY:?} is reserved for geo.deny_countries and geo.deny_blocks"),
             ));
         }
+        if p.name == crate::bans::BLOCKS_JAIL {
+            return Err(err(
+                line,
+                format!(
+                    "geo.policy name: {:?} is reserved for the block bans of [blocks]",
+                    crate::bans::BLOCKS_JAIL
+                ),
+            ));
+        }
         if !names.insert(p.name.clone()) {
             return Err(err(
                 line,

@@ -32,6 +32,7 @@ use rampart_filter::Filter;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub mod bans;
 pub mod fail2ban;
 pub mod geo;
 
@@ -50,6 +51,10 @@ pub struct ConfigFile {
     pub jail: Vec<Spanned<JailConfig>>,
     /// Country and registry policies.
     pub geo: Option<Spanned<geo::GeoConfig>>,
+    /// Repeat offenders across jails.
+    pub recidive: Option<Spanned<bans::RecidiveConfig>>,
+    /// Block escalation.
+    pub blocks: Option<Spanned<bans::BlocksConfig>>,
 }
 
 /// `[daemon]`: settings of `rampart run` (ignored by the offline commands).
@@ -238,6 +243,30 @@ pub struct Config {
     pub jails: Vec<Jail>,
     /// The `[geo]` section, if any.
     pub geo: Option<geo::Geo>,
+    /// The `[recidive]` section, if any.
+    pub recidive: Option<bans::Recidive>,
+    /// The `[blocks]` section, if any.
+    pub blocks: Option<bans::Blocks>,
+}
+
+impl Config {
+    /// What every jail's bans drop: the log jails', then recidive's (block bans are
+    /// enforced as a country-policy-style set, not per jail).
+    pub fn scopes(&self) -> Vec<Scope> {
+        let mut out: Vec<Scope> = self.jails.iter().map(|j| j.scope.clone()).collect();
+        if let Some(r) = &self.recidive {
+            out.push(r.scope.clone());
+        }
+        out
+    }
+
+    /// Whether `jail` names a jail of this config: a log jail, `recidive` or `blocks`
+    /// when those sections are present.
+    pub fn has_jail(&self, jail: &str) -> bool {
+        self.jails.iter().any(|j| j.policy.jail.as_str() == jail)
+            || (self.recidive.is_some() && jail == bans::RECIDIVE_JAIL)
+            || (self.blocks.is_some() && jail == bans::BLOCKS_JAIL)
+    }
 }
 
 /// A jail's compiled filter: a native one, or a fail2ban `filter.d` filter.
@@ -515,12 +544,23 @@ impl Config {
             return Err(err(None, "no [[jail]] is configured".into()));
         }
         let geo = geo::build(&file, text, &p, base, &jails)?;
+        let (recidive, blocks) = bans::build(
+            file.recidive.as_ref(),
+            file.blocks.as_ref(),
+            text,
+            &p,
+            &jails,
+            d,
+            &global_allow,
+        )?;
         Ok(Self {
             path: path.to_owned(),
             zone,
             daemon,
             jails,
             geo,
+            recidive,
+            blocks,
         })
     }
 }

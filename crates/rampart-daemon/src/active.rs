@@ -3,9 +3,10 @@
 //!
 //! With 100,000 active bans this map is one of the daemon's biggest structures, so entries
 //! are compact: the jail is a 16-bit index into the jails seen (not an `Arc<str>`), the
-//! network is its 16 address bytes, prefix length and family, and the times are split into
-//! 4-byte halves so nothing is padded. An entry takes 44 bytes plus hashbrown's control
-//! byte, against 72 for `HashMap<(JailName, IpNet), Active>` (status reports the bytes as
+//! network is its 16 address bytes, prefix length and family, and the end time is split into
+//! 4-byte halves so nothing is padded. An entry takes 32 bytes plus hashbrown's control
+//! byte, against 72 for `HashMap<(JailName, IpNet), Active>` with start and failures, which
+//! `rampart bans` now reads from the state file (status reports the bytes as
 //! `active_map_bytes`).
 
 use std::collections::HashMap;
@@ -17,11 +18,8 @@ use rampart_core::{JailName, Timestamp};
 /// A ban the kernel should hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Active {
-    pub(crate) start: Timestamp,
     pub(crate) end: Timestamp,
     pub(crate) level: u32,
-    pub(crate) failures: u32,
-    pub(crate) manual: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,14 +33,9 @@ struct Key {
 /// `Active` in 4-byte pieces (alignment 4, no padding next to `Key`).
 #[derive(Debug, Clone, Copy)]
 struct Val {
-    start: [u32; 2],
     end: [u32; 2],
     level: u32,
-    /// Failures in the low 31 bits (saturated), `manual` in the top bit.
-    failures: u32,
 }
-
-const MANUAL: u32 = 1 << 31;
 
 fn split(t: Timestamp) -> [u32; 2] {
     let v = t.as_micros() as u64;
@@ -56,10 +49,8 @@ fn join(h: [u32; 2]) -> Timestamp {
 impl From<Active> for Val {
     fn from(a: Active) -> Self {
         Val {
-            start: split(a.start),
             end: split(a.end),
             level: a.level,
-            failures: a.failures.min(MANUAL - 1) | if a.manual { MANUAL } else { 0 },
         }
     }
 }
@@ -67,11 +58,8 @@ impl From<Active> for Val {
 impl From<Val> for Active {
     fn from(v: Val) -> Self {
         Active {
-            start: join(v.start),
             end: join(v.end),
             level: v.level,
-            failures: v.failures & !MANUAL,
-            manual: v.failures & MANUAL != 0,
         }
     }
 }
@@ -125,10 +113,7 @@ pub(crate) struct ActiveBans {
 
 impl ActiveBans {
     fn jail_index(&self, jail: &JailName) -> Option<u16> {
-        self.jails
-            .iter()
-            .position(|j| j == jail)
-            .map(|i| i as u16)
+        self.jails.iter().position(|j| j == jail).map(|i| i as u16)
     }
 
     fn key(&self, jail: &JailName, net: IpNet) -> Option<Key> {
@@ -181,9 +166,13 @@ impl ActiveBans {
 
     /// Every ban, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&JailName, IpNet, Active)> + '_ {
-        self.map
-            .iter()
-            .map(|(k, v)| (&self.jails[usize::from(k.jail)], key_net(k), Active::from(*v)))
+        self.map.iter().map(|(k, v)| {
+            (
+                &self.jails[usize::from(k.jail)],
+                key_net(k),
+                Active::from(*v),
+            )
+        })
     }
 
     /// How many bans.
@@ -207,19 +196,16 @@ impl ActiveBans {
 mod tests {
     use super::*;
 
-    fn a(start: i64, end: i64, level: u32, failures: u32, manual: bool) -> Active {
+    fn a(end: i64, level: u32) -> Active {
         Active {
-            start: Timestamp::from_micros(start),
             end: Timestamp::from_micros(end),
             level,
-            failures,
-            manual,
         }
     }
 
     #[test]
     fn entries_are_compact() {
-        assert_eq!(size_of::<(Key, Val)>(), 44);
+        assert_eq!(size_of::<(Key, Val)>(), 32);
     }
 
     #[test]
@@ -237,37 +223,32 @@ mod tests {
         .iter()
         .map(|s| s.parse().unwrap())
         .collect();
-        let vals = [
-            a(1, 2, 0, 5, false),
-            a(-7, i64::MAX, 3, u32::MAX, true),
-            a(1_763_690_523_000_001, 1_763_690_583_000_001, 9, 0, false),
-        ];
+        let vals = [a(2, 0), a(i64::MAX, u32::MAX), a(-1_763_690_583_000_001, 9)];
         for (i, n) in nets.iter().enumerate() {
             assert!(m.insert(&sshd, *n, vals[i % 3]));
             assert!(m.insert(&web, *n, vals[(i + 1) % 3]));
         }
         assert_eq!(m.len(), 10);
         for (i, n) in nets.iter().enumerate() {
-            let mut want = vals[i % 3];
-            want.failures = want.failures.min(MANUAL - 1);
-            assert_eq!(m.get(&sshd, *n), Some(want), "{n}");
+            assert_eq!(m.get(&sshd, *n), Some(vals[i % 3]), "{n}");
             assert!(m.contains(&web, *n));
         }
         // The same address bits with another family or prefix are other bans.
         assert!(!m.contains(&sshd, "192.0.2.7/31".parse().unwrap()));
         assert!(!m.contains(&sshd, "::/0".parse().unwrap()));
         assert!(!m.contains(&JailName::new("other").unwrap(), nets[0]));
-        let mut seen: Vec<(String, IpNet)> =
-            m.iter().map(|(j, n, _)| (j.to_string(), n)).collect();
+        let mut seen: Vec<(String, IpNet)> = m.iter().map(|(j, n, _)| (j.to_string(), n)).collect();
         seen.sort();
         assert_eq!(seen.len(), 10);
         assert!(seen.contains(&("web".into(), nets[2])));
 
         assert_eq!(m.remove(&sshd, nets[0]).map(|a| a.end), Some(vals[0].end));
         assert!(m.remove(&sshd, nets[0]).is_none());
-        m.retain(|j, _, a| j.as_str() == "web" && !a.manual);
-        assert!(m.iter().all(|(j, _, a)| j.as_str() == "web" && !a.manual));
+        m.retain(|j, _, a| j.as_str() == "web" && a.level != 9);
+        assert!(m
+            .iter()
+            .all(|(j, _, a)| j.as_str() == "web" && a.level != 9));
         assert_eq!(m.len(), 3);
-        assert!(m.heap_bytes() >= 3 * 44);
+        assert!(m.heap_bytes() >= 3 * 32);
     }
 }

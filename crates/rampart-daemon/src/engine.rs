@@ -261,6 +261,10 @@ pub struct Engine {
     err_log: RateLimit,
     stopping: bool,
     geo: crate::geo::GeoRuntime,
+    /// `[recidive]` and `[blocks]`: watchers of the decided bans, running block bans.
+    esc: crate::escalate::Escalation,
+    /// The kernel's block set failed to update: retried every tick until it succeeds.
+    blocks_dirty: bool,
 }
 
 fn now() -> Timestamp {
@@ -292,7 +296,7 @@ impl Engine {
         mut backend: Box<dyn Backend>,
         tx: SyncSender<Event>,
     ) -> Result<Self, crate::DaemonError> {
-        let scopes: Vec<Scope> = config.jails.iter().map(|j| j.scope.clone()).collect();
+        let scopes: Vec<Scope> = config.scopes();
         backend.prepare(&scopes)?;
         let geo = crate::geo::make_enforcer(&config.daemon, settings.dry_run)
             .and_then(|g| crate::geo::GeoRuntime::start(config.geo.as_ref(), g))
@@ -318,9 +322,12 @@ impl Engine {
             err_log: RateLimit::new(20),
             stopping: false,
             geo,
+            esc: crate::escalate::Escalation::default(),
+            blocks_dirty: false,
         };
         engine.restore()?;
         engine.build_jails()?;
+        engine.start_escalation()?;
         Ok(engine)
     }
 
@@ -328,24 +335,22 @@ impl Engine {
     fn restore(&mut self) -> Result<(), crate::DaemonError> {
         let t0 = Instant::now();
         let now = now();
-        let names: HashSet<&str> = self
-            .config
-            .jails
-            .iter()
-            .map(|j| j.policy.jail.as_str())
-            .collect();
         let records = self.store.active_bans(now)?;
         let mut entries = Vec::with_capacity(records.len());
         let mut orphans = Vec::new();
         self.active.reserve(records.len());
         for r in records {
-            if !names.contains(r.jail.as_str()) {
+            if !self.config.has_jail(r.jail.as_str()) {
                 orphans.push(Lift {
                     jail: Some(r.jail.clone()),
                     net: r.net,
                     at: now,
                     reason: "jail no longer configured".into(),
                 });
+                continue;
+            }
+            if r.jail.as_str() == rampart_config::bans::BLOCKS_JAIL {
+                // Block bans live in the country-policy chain: see `start_escalation`.
                 continue;
             }
             entries.push(Entry {
@@ -357,11 +362,8 @@ impl Engine {
                 &r.jail,
                 r.net,
                 Active {
-                    start: r.start,
                     end: r.end,
                     level: r.level,
-                    failures: r.failures,
-                    manual: r.origin == Origin::Manual,
                 },
             );
         }
@@ -381,6 +383,38 @@ impl Engine {
             "Re-applied unexpired bans."
         );
         Ok(())
+    }
+
+    /// Builds the `[recidive]` and `[blocks]` watchers, seeds them from the state file,
+    /// decides what the history earns and is not stored yet, and loads the running block
+    /// bans into the kernel.
+    fn start_escalation(&mut self) -> Result<(), crate::DaemonError> {
+        let now = now();
+        self.esc =
+            crate::escalate::Escalation::new(&self.config).map_err(crate::DaemonError::Setup)?;
+        let own = &self.own;
+        let protected = |n: IpNet| own.overlaps(n);
+        let owed = self.esc.seed(&self.store, &self.geo, &protected, now)?;
+        if !owed.is_empty() {
+            info!(bans = owed.len(); "The ban history earns recidive or block bans not stored yet; deciding them.");
+            self.decide_records(owed, now);
+        }
+        self.sync_blocks(now);
+        Ok(())
+    }
+
+    /// Makes the kernel's block set hold exactly the running block bans.
+    fn sync_blocks(&mut self, now: Timestamp) {
+        match self.geo.set_blocks(&self.esc.block_nets()) {
+            Ok(()) => self.blocks_dirty = false,
+            Err(e) => {
+                self.blocks_dirty = true;
+                self.counters.backend_errors += 1;
+                if self.err_log.allow(now).0 {
+                    error!(error = %e; "Could not apply block bans; retrying.");
+                }
+            }
+        }
     }
 
     /// Builds the jails' matchers and detectors for the current config (a new generation),
@@ -674,12 +708,49 @@ impl Engine {
         }
     }
 
-    /// Persists then applies detected bans.
+    /// Persists then applies detected bans, and what the recidive and block watchers
+    /// decide from them.
     fn decide(&mut self, bans: Vec<Ban>, now: Timestamp) {
-        let records: Vec<BanRecord> = bans.iter().map(BanRecord::from).collect();
+        let mut records: Vec<BanRecord> = Vec::with_capacity(bans.len());
+        for b in &bans {
+            let mut r = BanRecord::from(b);
+            r.details = Some(crate::escalate::details(
+                &self.geo,
+                b.addr,
+                "detected".into(),
+            ));
+            records.push(r);
+        }
+        self.decide_records(records, now);
+    }
+
+    /// Shows `records` to the watchers, then persists all of them and what the watchers
+    /// add in one transaction, then applies them.
+    fn decide_records(&mut self, mut records: Vec<BanRecord>, now: Timestamp) {
+        if self.esc.is_on() {
+            let own = &self.own;
+            let protected = |n: IpNet| own.overlaps(n);
+            let mut extra = Vec::new();
+            for r in &records {
+                let (more, prot) = self.esc.observe(
+                    &r.jail,
+                    r.addr,
+                    r.start,
+                    r.origin == Origin::Manual,
+                    &self.geo,
+                    &protected,
+                );
+                extra.extend(more);
+                for p in prot {
+                    warn!(block = %p.block, addresses = p.addresses;
+                        "Block not banned: it overlaps the allowlist or this host's addresses.");
+                }
+            }
+            records.extend(extra);
+        }
         let checkpoints = self.take_pending();
         if let Err(e) = self.store.commit(&Batch {
-            bans: records,
+            bans: records.clone(),
             lifts: Vec::new(),
             checkpoints,
         }) {
@@ -691,56 +762,57 @@ impl Engine {
         } else {
             self.last_commit = now;
         }
-        let entries: Vec<Entry> = bans
+        let is_block = |r: &BanRecord| r.jail.as_str() == rampart_config::bans::BLOCKS_JAIL;
+        let entries: Vec<Entry> = records
             .iter()
-            .filter(|b| b.end > now)
-            .map(|b| Entry {
-                jail: b.jail.clone(),
-                net: b.offender.net(),
-                expires: b.end,
+            .filter(|r| r.end > now && !is_block(r))
+            .map(|r| Entry {
+                jail: r.jail.clone(),
+                net: r.net,
+                expires: r.end,
             })
             .collect();
         self.apply(&entries, now);
-        for b in &bans {
-            if b.end > now {
-                self.active.insert(
-                    &b.jail,
-                    b.offender.net(),
-                    Active {
-                        start: b.start,
-                        end: b.end,
-                        level: b.level,
-                        failures: b.failures,
-                        manual: false,
-                    },
-                );
+        let mut blocks_changed = false;
+        for r in &records {
+            if r.end > now {
+                if is_block(r) {
+                    blocks_changed |= self.esc.start_block_ban(r);
+                } else {
+                    self.active.insert(
+                        &r.jail,
+                        r.net,
+                        Active {
+                            end: r.end,
+                            level: r.level,
+                        },
+                    );
+                }
             }
             let (log, suppressed) = self.ban_log.allow(now);
             if suppressed > 0 {
                 info!(suppressed = suppressed; "Ban messages were rate-limited.");
             }
-            if log && self.geo.has_data() {
-                let (country, block) = self.geo.describe(b.offender.net().addr());
+            if log {
+                let d = r.details.as_deref();
                 info!(
-                    jail = %b.jail,
-                    ip = %b.offender.net(),
-                    country = %country.unwrap_or_else(|| "-".into()),
-                    block = %block.unwrap_or_else(|| "-".into()),
-                    failures = b.failures,
-                    level = b.level,
-                    until = %b.end;
+                    jail = %r.jail,
+                    ip = %r.net,
+                    country = %d.and_then(|d| d.country.as_deref()).unwrap_or("-"),
+                    block = %d.and_then(|d| d.block.as_deref()).unwrap_or("-").replace(' ', ","),
+                    reason = %r.reason_kind(),
+                    failures = r.failures,
+                    level = r.level,
+                    until = %r.end;
                     "Banned offender."
                 );
-            } else if log {
-                info!(
-                    jail = %b.jail,
-                    ip = %b.offender.net(),
-                    failures = b.failures,
-                    level = b.level,
-                    until = %b.end;
-                    "Banned offender."
-                );
+                if let Some(why) = r.reason_detail() {
+                    info!(jail = %r.jail, ip = %r.net; "Why: {why}.");
+                }
             }
+        }
+        if blocks_changed {
+            self.sync_blocks(now);
         }
     }
 
@@ -804,6 +876,9 @@ impl Engine {
             self.persist_checkpoints(now, "tick");
         }
         self.active.retain(|_, _, a| a.end > now);
+        if self.esc.expire(now) || self.blocks_dirty {
+            self.sync_blocks(now);
+        }
         self.geo.tick();
         if self.needs_reconcile || Instant::now() >= self.next_reconcile {
             self.reconcile(now);
@@ -817,6 +892,7 @@ impl Engine {
                 .map(history_memory)
                 .max()
                 .unwrap_or(Duration::ZERO)
+                .max(self.esc.memory())
                 + Duration::from_secs(86_400);
             if let Err(e) = self.store.prune(now.saturating_sub(keep)) {
                 warn!(error = %e; "Could not prune old bans from the state file.");
@@ -847,7 +923,7 @@ impl Engine {
         self.needs_reconcile = false;
         self.counters.reconciles += 1;
         self.own = OwnAddrs::read();
-        let scopes: Vec<Scope> = self.config.jails.iter().map(|j| j.scope.clone()).collect();
+        let scopes: Vec<Scope> = self.config.scopes();
         let listed = self
             .backend
             .prepare(&scopes)
@@ -978,32 +1054,46 @@ impl Engine {
             "active_map_bytes": self.active.heap_bytes(),
             "jails": jails,
             "geo": self.geo.status_json(),
+            "escalation": self.esc.status_json(),
         }))
     }
 
+    /// The active bans as the state file holds them, with the reason, country and block
+    /// stored at decision time (rows from before schema version 2 have none: their country
+    /// and block are looked up now when geo data is loaded).
     fn bans(&self) -> Response {
         let now = now();
-        let mut list: Vec<_> = self.active.iter().filter(|(_, _, a)| a.end > now).collect();
-        list.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
-        let items: Vec<_> = list
-            .into_iter()
-            .map(|(jail, net, a)| {
-                let mut item = json!({
-                    "jail": jail.as_str(),
-                    "net": net.to_string(),
-                    "start": a.start.to_string(),
-                    "end": a.end.to_string(),
-                    "remaining_s": (a.end.as_micros() - now.as_micros()) / 1_000_000,
-                    "level": a.level,
-                    "failures": a.failures,
-                    "origin": if a.manual { "manual" } else { "detected" },
-                });
-                if self.geo.has_data() {
-                    let (country, block) = self.geo.describe(net.addr());
-                    item["country"] = json!(country);
-                    item["block"] = json!(block);
+        let records = match self.store.active_bans_with_details(now) {
+            Ok(r) => r,
+            Err(e) => return Response::err(format!("could not read the bans: {e}")),
+        };
+        let items: Vec<_> = records
+            .iter()
+            .filter(|r| self.config.has_jail(r.jail.as_str()))
+            .map(|r| {
+                let d = r.details.as_deref();
+                let (mut country, mut block) = (
+                    d.and_then(|d| d.country.clone()),
+                    d.and_then(|d| d.block.clone()),
+                );
+                if d.is_none() && self.geo.has_data() {
+                    (country, block) = self.geo.describe(r.addr);
                 }
-                item
+                json!({
+                    "jail": r.jail.as_str(),
+                    "net": r.net.to_string(),
+                    "addr": r.addr.to_string(),
+                    "start": r.start.to_string(),
+                    "end": r.end.to_string(),
+                    "remaining_s": (r.end.as_micros() - now.as_micros()) / 1_000_000,
+                    "level": r.level,
+                    "failures": r.failures,
+                    "origin": r.origin.as_str(),
+                    "reason": r.reason_kind(),
+                    "reason_detail": r.reason_detail(),
+                    "country": country,
+                    "block": block,
+                })
             })
             .collect();
         Response::ok(json!(items))
@@ -1064,6 +1154,7 @@ impl Engine {
             failures: 0,
             level,
             origin: Origin::Manual,
+            details: Some(crate::escalate::details(&self.geo, ip, "manual".into())),
         };
         self.store
             .commit(&Batch {
@@ -1082,21 +1173,23 @@ impl Engine {
                 now,
             )
             .map_err(|e| format!("persisted, but the firewall refused it: {e}"))?;
-        self.active.insert(
-            &policy.jail,
-            offender.net(),
-            Active {
-                start: now,
-                end,
-                level,
-                failures: 0,
-                manual: true,
-            },
-        );
+        self.active
+            .insert(&policy.jail, offender.net(), Active { end, level });
         self.jails[idx]
             .detector
             .seed_history(offender, level + 1, end);
         info!(jail = %policy.jail, ip = %offender.net(), until = %end; "Banned offender by hand.");
+        if self.esc.is_on() {
+            // With `count_manual`, a manual ban counts toward recidive.
+            let own = &self.own;
+            let protected = |n: IpNet| own.overlaps(n);
+            let (more, _) = self
+                .esc
+                .observe(&policy.jail, ip, now, true, &self.geo, &protected);
+            if !more.is_empty() {
+                self.decide_records(more, now);
+            }
+        }
         Ok(json!({
             "jail": policy.jail.as_str(),
             "net": offender.net().to_string(),
@@ -1122,7 +1215,34 @@ impl Engine {
             .filter(|(_, net, _)| net.contains(&target.addr()) || target.contains(net))
             .map(|(j, n, a)| (j.clone(), n, a.level))
             .collect();
+        let blocks = self.esc.lift_blocks(target);
+        if !blocks.is_empty() {
+            let lifts: Vec<Lift> = blocks
+                .iter()
+                .filter_map(|n| {
+                    Some(Lift {
+                        jail: Some(JailName::new(rampart_config::bans::BLOCKS_JAIL).ok()?),
+                        net: *n,
+                        at: now,
+                        reason: "unbanned by hand".into(),
+                    })
+                })
+                .collect();
+            self.store
+                .commit(&Batch {
+                    lifts,
+                    ..Batch::default()
+                })
+                .map_err(|e| format!("could not persist the unban: {e}"))?;
+            self.sync_blocks(now);
+            info!(ip = %target, blocks = blocks.len(); "Block bans lifted by hand.");
+        }
         if hits.is_empty() {
+            if !blocks.is_empty() {
+                return Ok(json!({
+                    "unbanned": blocks.iter().map(|n| json!({"jail": rampart_config::bans::BLOCKS_JAIL, "net": n.to_string()})).collect::<Vec<_>>(),
+                }));
+            }
             return Err(format!("{target} is not banned in any jail"));
         }
         let lifts: Vec<Lift> = hits
@@ -1193,7 +1313,7 @@ impl Engine {
         // touched, so a bad [geo] leaves everything as it was.
         let geo_msg = self.geo.reload(new.geo.as_ref())?;
         info!(; "{geo_msg}");
-        let scopes: Vec<Scope> = new.jails.iter().map(|j| j.scope.clone()).collect();
+        let scopes: Vec<Scope> = new.scopes();
         self.backend
             .prepare(&scopes)
             .map_err(|e| format!("the firewall refused the new jails: {e}"))?;
@@ -1201,13 +1321,22 @@ impl Engine {
         self.stop_sources(rx);
         let now = now();
         self.persist_checkpoints(now, "reload");
-        let names: HashSet<JailName> = new.jails.iter().map(|j| j.policy.jail.clone()).collect();
-        let gone: Vec<(JailName, IpNet)> = self
+        let mut gone: Vec<(JailName, IpNet)> = self
             .active
             .iter()
-            .filter(|(j, _, _)| !names.contains(*j))
+            .filter(|(j, _, _)| !new.has_jail(j.as_str()))
             .map(|(j, n, _)| (j.clone(), n))
             .collect();
+        if new.blocks.is_none() {
+            if let Ok(blocks) = JailName::new(rampart_config::bans::BLOCKS_JAIL) {
+                gone.extend(
+                    self.esc
+                        .block_nets()
+                        .into_iter()
+                        .map(|n| (blocks.clone(), n)),
+                );
+            }
+        }
         if !gone.is_empty() {
             let lifts = gone
                 .iter()
@@ -1229,6 +1358,7 @@ impl Engine {
         }
         self.config = new;
         self.build_jails().map_err(|e| e.to_string())?;
+        self.start_escalation().map_err(|e| e.to_string())?;
         self.reconcile(now);
         self.start_sources().map_err(|e| e.to_string())?;
         Ok(format!(

@@ -69,6 +69,10 @@ pub struct GeoRuntime {
     contacts: BTreeMap<(String, String), FirstContact>,
     next_poll: Instant,
     errors: u64,
+    /// The plan of the `[geo]` policies last applied (without the block bans).
+    plan: GeoPlan,
+    /// The block bans' deny rule (`[blocks]`), when any block is banned.
+    blocks: Option<GeoRule>,
 }
 
 /// The data files a `[geo]` section names: files as they are, directories expanded to the
@@ -194,6 +198,13 @@ fn compile_all(geo: &Geo, db: &GeoDb) -> (GeoPlan, Vec<Compiled>) {
     )
 }
 
+/// `plan` plus the block bans' rule.
+fn with_blocks(plan: &GeoPlan, blocks: Option<&GeoRule>) -> GeoPlan {
+    let mut out = plan.clone();
+    out.rules.extend(blocks.cloned());
+    out
+}
+
 /// The enforcer for the daemon's backend (`dry_run` or log-only: nothing is enforced).
 pub fn make_enforcer(d: &Daemon, dry_run: bool) -> Result<Box<dyn GeoEnforcer>, String> {
     if dry_run {
@@ -241,6 +252,8 @@ impl GeoRuntime {
             contacts: BTreeMap::new(),
             next_poll: Instant::now() + POLL_EVERY,
             errors: 0,
+            plan: GeoPlan::default(),
+            blocks: None,
         };
         match geo {
             None => {
@@ -262,8 +275,8 @@ impl GeoRuntime {
     /// is touched; on an error the old policies keep running.
     pub fn reload(&mut self, geo: Option<&Geo>) -> Result<String, String> {
         let Some(g) = geo else {
-            self.enforcer
-                .remove()
+            self.plan = GeoPlan::default();
+            self.push()
                 .map_err(|e| format!("the firewall refused to remove the country policies: {e}"))?;
             self.geo = None;
             self.db = None;
@@ -288,8 +301,9 @@ impl GeoRuntime {
         let t1 = Instant::now();
         let applied = self
             .enforcer
-            .apply(&plan)
+            .apply(&with_blocks(&plan, self.blocks.as_ref()))
             .map_err(|e| format!("the firewall refused the country policies: {e}"))?;
+        self.plan = plan;
         self.apply_ms = t1.elapsed().as_millis();
         self.load_ms = load_ms;
         self.db = Some(Arc::new(db));
@@ -307,6 +321,54 @@ impl GeoRuntime {
             self.apply_ms,
             self.load_ms
         ))
+    }
+
+    /// Makes the kernel drop exactly `blocks` (the running block bans of `[blocks]`), as a
+    /// deny rule named `blocks` on all traffic in the country-policy chain, next to the
+    /// `[geo]` policies. The set is replaced atomically like every geo set.
+    pub fn set_blocks(&mut self, blocks: &[IpNet]) -> Result<(), String> {
+        let rule = if blocks.is_empty() {
+            None
+        } else {
+            let set = rampart_geo::aggregate(blocks.iter().copied());
+            Some(GeoRule {
+                name: rampart_config::bans::BLOCKS_JAIL.to_owned(),
+                action: GeoAction::Deny,
+                notify: false,
+                protocols: Vec::new(),
+                ports: Vec::new(),
+                v4: set.v4,
+                v6: set.v6,
+            })
+        };
+        if rule == self.blocks {
+            return Ok(());
+        }
+        let before = std::mem::replace(&mut self.blocks, rule);
+        self.push().map_err(|e| {
+            // Not applied: the next call tries again.
+            self.blocks = before;
+            format!("the firewall refused the block bans: {e}")
+        })
+    }
+
+    /// Applies the current plan and block rule (or removes everything when both are empty).
+    fn push(&mut self) -> Result<(), rampart_enforce::EnforceError> {
+        if self.plan.rules.is_empty() && self.blocks.is_none() {
+            return self.enforcer.remove();
+        }
+        self.enforcer
+            .apply(&with_blocks(&self.plan, self.blocks.as_ref()))
+            .map(|_| ())
+    }
+
+    /// Looks up the registry block of `ip` as CIDRs (empty without geo data).
+    pub fn allocation(&self, ip: IpAddr) -> Vec<IpNet> {
+        self.db
+            .as_ref()
+            .and_then(|db| db.registry_block(ip))
+            .map(|b| b.cidrs())
+            .unwrap_or_default()
     }
 
     /// Whether geo data is loaded.

@@ -9,6 +9,7 @@
 mod active;
 pub mod control;
 pub mod engine;
+pub mod escalate;
 pub mod geo;
 pub mod host;
 pub mod log;

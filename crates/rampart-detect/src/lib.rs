@@ -86,10 +86,15 @@ mod detector;
 mod policy;
 mod table;
 mod times;
+mod watch;
 
 pub use allow::AllowList;
 pub use detector::{DetectorStats, JailDetector, Outcome};
 pub use policy::{Escalation, JailPolicy};
+pub use watch::{
+    BlockBan, BlockGroup, BlockOutcome, BlockPolicy, BlockStats, BlockWatcher, RecidiveBan,
+    RecidivePolicy, RecidiveWatcher,
+};
 
 use rampart_core::JailName;
 

@@ -108,6 +108,7 @@ fn bans(count: usize, offset: usize, start: i64, jails: &[JailName]) -> Vec<BanR
                 failures: 5,
                 level: (i % 4) as u32,
                 origin: Origin::Detected,
+                details: None,
             }
         })
         .collect()

@@ -24,7 +24,7 @@ use rampart_core::{Ban, JailName, Timestamp};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 use codec::{addr_from, net_from, AddrBlob, NetKey};
-pub use schema::SCHEMA_VERSION;
+pub use schema::{SCHEMA_VERSION, V1_SCHEMA};
 
 /// How long a statement waits for another connection's lock (e.g. `rampart status` reading
 /// while the daemon writes) before failing with "database is locked".
@@ -212,6 +212,42 @@ pub struct BanRecord {
     pub level: u32,
     /// Detected or manual.
     pub origin: Origin,
+    /// Why, and where the address was, at decision time (schema version 2). `None` when
+    /// not read (see [`Store::active_bans`]) or not known.
+    pub details: Option<Box<BanDetails>>,
+}
+
+/// What a ban record says beyond the decision itself: why, and the country and registry
+/// block of the address at decision time. Every field is `None` in rows an older rampart
+/// wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BanDetails {
+    /// The country code (`"JP"`), when geo data knew the address.
+    pub country: Option<String>,
+    /// The registry block as space-separated CIDRs (`"1.0.16.0/20"`).
+    pub block: Option<String>,
+    /// `detected`, `manual`, `recidive: <details>` or `block: <details>`.
+    pub reason: Option<String>,
+}
+
+impl BanRecord {
+    /// The reason's kind: the stored reason up to its first `:`, or the origin for rows
+    /// without one (`detected`, `manual`, `recidive`, `block`).
+    pub fn reason_kind(&self) -> &str {
+        match self.details.as_ref().and_then(|d| d.reason.as_deref()) {
+            Some(r) => r.split_once(':').map_or(r, |(k, _)| k).trim(),
+            None => self.origin.as_str(),
+        }
+    }
+
+    /// The words after the reason's kind, if any (`"3 bans within 1d in sshd, postfix"`).
+    pub fn reason_detail(&self) -> Option<&str> {
+        self.details
+            .as_ref()
+            .and_then(|d| d.reason.as_deref())
+            .and_then(|r| r.split_once(':'))
+            .map(|(_, d)| d.trim())
+    }
 }
 
 impl From<&Ban> for BanRecord {
@@ -225,6 +261,7 @@ impl From<&Ban> for BanRecord {
             failures: ban.failures,
             level: ban.level,
             origin: Origin::Detected,
+            details: None,
         }
     }
 }
@@ -377,7 +414,8 @@ impl Store {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO bans (jail, family, net, prefix, addr, start_us, end_us, \
-                     failures, level, origin) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     failures, level, origin, country, block, reason) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 )
                 .map_err(sql_err(path, "commit: prepare ban insert"))?;
             // Insert in index order: neighbouring keys land on the same b-tree pages, so a
@@ -406,6 +444,9 @@ impl Store {
                         i64::from(ban.failures),
                         i64::from(ban.level),
                         ban.origin.code(),
+                        ban.details.as_ref().and_then(|d| d.country.as_deref()),
+                        ban.details.as_ref().and_then(|d| d.block.as_deref()),
+                        ban.details.as_ref().and_then(|d| d.reason.as_deref()),
                     ])
                     .map_err(|e| {
                         StoreError::sql(
@@ -576,6 +617,65 @@ impl Store {
             })
             .collect();
         out.sort_unstable_by(|a, b| (a.net, &a.jail).cmp(&(b.net, &b.jail)));
+        Ok(out)
+    }
+
+    /// Like [`Store::active_bans`], with each record's [`BanDetails`] (reason, country,
+    /// block) read too: for `rampart bans`, not for start-up.
+    pub fn active_bans_with_details(&self, now: Timestamp) -> Result<Vec<BanRecord>, StoreError> {
+        const OP: &str = "read active bans with details";
+        let path = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, jail, family, net, prefix, addr, start_us, end_us, failures, \
+                 level, origin, country, block, reason FROM bans \
+                 WHERE end_us > ?1 AND lifted_us IS NULL",
+            )
+            .map_err(sql_err(path, OP))?;
+        let mut rows = stmt
+            .query(params![now.as_micros()])
+            .map_err(sql_err(path, OP))?;
+        let mut jails = JailCache::default();
+        // Bounded by the active rows, as in `active_bans`.
+        let mut out: Vec<(i64, BanRecord)> = Vec::new();
+        while let Some(row) = rows.next().map_err(sql_err(path, OP))? {
+            let (id, mut rec) = decode_ban(row, &mut jails, path, OP)?;
+            rec.details = decode_details(row, path, OP)?;
+            out.push((id, rec));
+        }
+        out.sort_unstable_by(|(ia, a), (ib, b)| {
+            (&a.jail, a.net)
+                .cmp(&(&b.jail, b.net))
+                .then_with(|| (b.end, b.start, *ib).cmp(&(a.end, a.start, *ia)))
+        });
+        out.dedup_by(|later, first| (&later.1.jail, later.1.net) == (&first.1.jail, first.1.net));
+        Ok(out.into_iter().map(|(_, r)| r).collect())
+    }
+
+    /// Every ban (detected or manual, lifted or not, any jail) that started at or after
+    /// `since`, oldest start first, without details: what the recidive and block watchers
+    /// are seeded with at start.
+    pub fn bans_since(&self, since: Timestamp) -> Result<Vec<BanRecord>, StoreError> {
+        const OP: &str = "read bans since";
+        let path = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, jail, family, net, prefix, addr, start_us, \
+                 MIN(end_us, COALESCE(lifted_us, end_us)), failures, level, origin \
+                 FROM bans WHERE start_us >= ?1 ORDER BY start_us, id",
+            )
+            .map_err(sql_err(path, OP))?;
+        let mut rows = stmt
+            .query(params![since.as_micros()])
+            .map_err(sql_err(path, OP))?;
+        let mut jails = JailCache::default();
+        // Bounded by the rows stored since `since`, which `prune` bounds.
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(sql_err(path, OP))? {
+            out.push(decode_ban(row, &mut jails, path, OP)?.1);
+        }
         Ok(out)
     }
 
@@ -789,6 +889,27 @@ fn decode_ban(
             failures: u32::try_from(failures).map_err(|_| bad("failure count"))?,
             level: u32::try_from(level).map_err(|_| bad("level"))?,
             origin: Origin::from_code(origin).ok_or_else(|| bad("origin"))?,
+            details: None,
         },
     ))
+}
+
+/// Decodes columns 11..14 (`country, block, reason`); `None` when all are NULL.
+fn decode_details(
+    row: &rusqlite::Row<'_>,
+    path: &Path,
+    op: &'static str,
+) -> Result<Option<Box<BanDetails>>, StoreError> {
+    let e = |err| StoreError::sql(path, op, err);
+    let country: Option<String> = row.get(11).map_err(e)?;
+    let block: Option<String> = row.get(12).map_err(e)?;
+    let reason: Option<String> = row.get(13).map_err(e)?;
+    if country.is_none() && block.is_none() && reason.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Box::new(BanDetails {
+        country,
+        block,
+        reason,
+    })))
 }

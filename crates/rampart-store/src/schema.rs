@@ -11,11 +11,11 @@ use crate::{sql_err, StoreError};
 pub(crate) const APPLICATION_ID: i64 = 0x726d_7074;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// `MIGRATIONS[v]` takes a database from version `v` to `v + 1`. Never edit a shipped
 /// entry: append a new one and bump [`SCHEMA_VERSION`].
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION);
 
 /// Version 1.
@@ -55,6 +55,23 @@ CREATE TABLE checkpoints (
     value TEXT NOT NULL
 ) STRICT, WITHOUT ROWID;
 ";
+
+/// Version 2: why a ban was decided and where the address was at decision time.
+///
+/// - `country`: the address's country code by the geo data's precedence, or NULL (no geo
+///   data, or no source knows it).
+/// - `block`: its registry block as space-separated CIDRs, or NULL.
+/// - `reason`: `detected`, `manual`, `recidive: ...` or `block: ...` (a kind, then the
+///   details in words); NULL in rows written by version 1, which read as their origin.
+const V2: &str = "
+ALTER TABLE bans ADD COLUMN country TEXT CHECK (country IS NULL OR length(country) BETWEEN 1 AND 8);
+ALTER TABLE bans ADD COLUMN block TEXT CHECK (block IS NULL OR length(block) BETWEEN 1 AND 1024);
+ALTER TABLE bans ADD COLUMN reason TEXT CHECK (reason IS NULL OR length(reason) BETWEEN 1 AND 1024);
+";
+
+/// The version-1 schema, for tests that make a file as an older rampart wrote it.
+#[doc(hidden)]
+pub const V1_SCHEMA: &str = V1;
 
 /// Checks, before anything is written, that the file is a rampart store this build
 /// understands or a new, empty file; a newer or foreign file is refused untouched.

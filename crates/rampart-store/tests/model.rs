@@ -173,6 +173,7 @@ fn to_batch(
                     } else {
                         Origin::Detected
                     },
+                    details: None,
                 }
             })
             .collect(),

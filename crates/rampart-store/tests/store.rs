@@ -35,6 +35,7 @@ fn bans_round_trip_with_every_field() {
         failures: 7,
         level: 3,
         origin: Origin::Detected,
+        details: None,
     };
     let v6 = BanRecord {
         jail: jail("nginx-botsearch"),
@@ -45,6 +46,7 @@ fn bans_round_trip_with_every_field() {
         failures: u32::MAX,
         level: 0,
         origin: Origin::Manual,
+        details: None,
     };
     store.commit(&bans(vec![v4.clone(), v6.clone()])).unwrap();
     let active = store.active_bans(ts(1_700_000_100)).unwrap();

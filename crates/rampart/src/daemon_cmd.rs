@@ -182,38 +182,29 @@ pub fn bans(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
         println!("no active bans");
         return Ok(ExitCode::SUCCESS);
     }
-    // Country and block columns appear when the daemon has geo data.
-    let geo = list.iter().any(|b| b.get("country").is_some());
-    if geo {
-        println!(
-            "{:<16} {:<40} {:>10} {:>5} {:<8} {:<7} {:<20} END",
-            "JAIL", "ADDRESS", "REMAINING", "LEVEL", "ORIGIN", "COUNTRY", "BLOCK"
-        );
-    } else {
-        println!(
-            "{:<16} {:<40} {:>10} {:>5} {:<8} END",
-            "JAIL", "ADDRESS", "REMAINING", "LEVEL", "ORIGIN"
-        );
-    }
+    // Why each ban was decided, and the country and registry block stored with it.
+    println!(
+        "{:<16} {:<40} {:>10} {:>5} {:<9} {:<7} {:<20} END",
+        "JAIL", "ADDRESS", "REMAINING", "LEVEL", "REASON", "COUNTRY", "BLOCK"
+    );
     for b in list {
-        let geo_cols = if geo {
-            format!(
-                "{:<7} {:<20} ",
-                b["country"].as_str().unwrap_or("-"),
-                b["block"].as_str().unwrap_or("-").replace(' ', ",")
-            )
-        } else {
-            String::new()
-        };
         println!(
-            "{:<16} {:<40} {:>9}s {:>5} {:<8} {geo_cols}{}",
+            "{:<16} {:<40} {:>9}s {:>5} {:<9} {:<7} {:<20} {}",
             b["jail"].as_str().unwrap_or("?"),
             b["net"].as_str().unwrap_or("?"),
             b["remaining_s"].as_i64().unwrap_or(0),
             num(&b["level"]),
-            b["origin"].as_str().unwrap_or("?"),
+            b["reason"]
+                .as_str()
+                .or_else(|| b["origin"].as_str())
+                .unwrap_or("?"),
+            b["country"].as_str().unwrap_or("-"),
+            b["block"].as_str().unwrap_or("-").replace(' ', ","),
             b["end"].as_str().unwrap_or("?"),
         );
+        if let Some(why) = b["reason_detail"].as_str() {
+            println!("    why: {why}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,11 +7,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use rampart_config::{Config, JailFilter};
-use rampart_core::{format_duration, Ban, Failure};
+use rampart_core::{format_duration, Failure, Timestamp};
+use rampart_daemon::escalate::{details, Escalation};
 use rampart_detect::{JailDetector, Outcome};
 use rampart_filter::time::{FormatChoice, TimeParser};
 use rampart_filter::{EventKind, Filter, Scanner};
 use rampart_source::{LineReader, DEFAULT_MAX_LINE};
+use rampart_store::BanRecord;
 use serde::Serialize;
 
 use crate::cli::ReplayArgs;
@@ -25,12 +27,19 @@ struct DecisionJson<'a> {
     offender: String,
     jail: &'a str,
     failures: u32,
-    first_failure: String,
-    last_failure: String,
+    /// Log time of the first and last counted failure (`null` for recidive and block bans,
+    /// which count bans, not failures).
+    first_failure: Option<String>,
+    last_failure: Option<String>,
     ban_start: String,
     ban_end: String,
     ban_for: String,
     level: u32,
+    /// `detected`, `recidive` or `block`.
+    reason: &'a str,
+    /// The words after the kind (`"3 bans within 1d in sshd, postfix"`), `null` for
+    /// detected bans.
+    reason_detail: Option<&'a str>,
     /// Only when the config has `[geo]` (then `null` when no source knows the address).
     #[serde(skip_serializing_if = "Option::is_none")]
     country: Option<Option<String>>,
@@ -39,61 +48,62 @@ struct DecisionJson<'a> {
     block: Option<Option<String>>,
 }
 
-/// Country and registry block of an address when geo data is loaded.
-fn geo_of(
-    db: Option<&rampart_geo::GeoDb>,
-    ip: std::net::IpAddr,
-) -> Option<(Option<String>, Option<String>)> {
-    let db = db?;
-    let country = db.country(ip).map(|c| c.as_str().to_owned());
-    let block = db.registry_block(ip).map(|b| {
-        b.cidrs()
-            .iter()
-            .map(|n| n.to_string())
-            .collect::<Vec<_>>()
-            .join(" ")
-    });
-    Some((country, block))
-}
-
+/// Prints one decision: a jail's ban (`failures` = its first and last failure times) or a
+/// recidive or block ban.
 fn print_ban(
     out: &mut impl Write,
     json: bool,
-    ban: &Ban,
-    geo: Option<&rampart_geo::GeoDb>,
+    rec: &BanRecord,
+    failures: Option<(Timestamp, Timestamp)>,
+    geo: bool,
 ) -> io::Result<()> {
-    let ban_for = format_duration(ban.end.duration_since(ban.start));
-    let g = geo_of(geo, ban.addr);
+    let ban_for = format_duration(rec.end.duration_since(rec.start));
+    let d = rec.details.as_deref();
+    let g = geo.then(|| {
+        (
+            d.and_then(|d| d.country.clone()),
+            d.and_then(|d| d.block.clone()),
+        )
+    });
+    let offender = match rec.net {
+        ipnet::IpNet::V4(n) if n.prefix_len() == 32 => n.addr().to_string(),
+        ipnet::IpNet::V6(n) if n.prefix_len() == 128 => n.addr().to_string(),
+        n => n.to_string(),
+    };
     if json {
-        let d = DecisionJson {
-            addr: ban.addr.to_string(),
-            offender: ban.offender.to_string(),
-            jail: ban.jail.as_str(),
-            failures: ban.failures,
-            first_failure: ban.first_failure.to_string(),
-            last_failure: ban.last_failure.to_string(),
-            ban_start: ban.start.to_string(),
-            ban_end: ban.end.to_string(),
+        let j = DecisionJson {
+            addr: rec.addr.to_string(),
+            offender,
+            jail: rec.jail.as_str(),
+            failures: rec.failures,
+            first_failure: failures.map(|f| f.0.to_string()),
+            last_failure: failures.map(|f| f.1.to_string()),
+            ban_start: rec.start.to_string(),
+            ban_end: rec.end.to_string(),
             ban_for,
-            level: ban.level,
+            level: rec.level,
+            reason: rec.reason_kind(),
+            reason_detail: rec.reason_detail(),
             country: g.as_ref().map(|g| g.0.clone()),
             block: g.as_ref().map(|g| g.1.clone()),
         };
-        serde_json::to_writer(&mut *out, &d)?;
+        serde_json::to_writer(&mut *out, &j)?;
         out.write_all(b"\n")
     } else {
         write!(
             out,
-            "{} ban {} {} failures={} first={} last={} until={} for={} level={}",
-            ban.start,
-            ban.jail,
-            ban.offender,
-            ban.failures,
-            ban.first_failure,
-            ban.last_failure,
-            ban.end,
-            ban_for,
-            ban.level
+            "{} ban {} {offender} failures={}",
+            rec.start, rec.jail, rec.failures
+        )?;
+        if let Some((first, last)) = failures {
+            write!(out, " first={first} last={last}")?;
+        }
+        write!(
+            out,
+            " until={} for={ban_for} level={} reason={}",
+            rec.end,
+            rec.level,
+            rec.reason_kind()
         )?;
         if let Some((country, block)) = g {
             write!(
@@ -102,6 +112,9 @@ fn print_ban(
                 country.as_deref().unwrap_or("-"),
                 block.as_deref().unwrap_or("-").replace(' ', ",")
             )?;
+        }
+        if let Some(why) = rec.reason_detail() {
+            write!(out, " why=\"{why}\"")?;
         }
         writeln!(out)
     }
@@ -150,6 +163,8 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|j| JailDetector::new(j.policy.clone()))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut esc =
+        Escalation::new(&config).map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?;
     // One timestamp format per source: the filters' common choice, else detection.
     let format = match filters.first().map(|f| f.timestamp()) {
         Some(f) if filters.iter().all(|g| g.timestamp() == f) => f,
@@ -174,11 +189,29 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         let mut pending_err: Option<io::Error> = None;
         let mut record =
             |ji: usize, addr, time, out: &mut BufWriter<_>, pending: &mut Option<io::Error>| {
-                if let Outcome::Banned(ban) = detectors[ji].record(Failure { addr, time }) {
+                let Outcome::Banned(ban) = detectors[ji].record(Failure { addr, time }) else {
+                    return;
+                };
+                bans_out += 1;
+                let db = geo.as_ref();
+                let mut rec = BanRecord::from(&ban);
+                rec.details = Some(details(&db, ban.addr, "detected".into()));
+                let mut res = print_ban(
+                    out,
+                    args.json,
+                    &rec,
+                    Some((ban.first_failure, ban.last_failure)),
+                    db.is_some(),
+                );
+                // Recidive and blocks see every jail's ban (the host's own addresses are not
+                // known offline: only the allowlist protects a block).
+                let (more, _) = esc.observe(&ban.jail, ban.addr, ban.start, false, &db, &|_| false);
+                for r in more {
                     bans_out += 1;
-                    if let Err(err) = print_ban(out, args.json, &ban, geo.as_ref()) {
-                        pending.get_or_insert(err);
-                    }
+                    res = res.and_then(|()| print_ban(out, args.json, &r, None, db.is_some()));
+                }
+                if let Err(err) = res {
+                    pending.get_or_insert(err);
                 }
             };
         while let Some(line) = reader
@@ -252,6 +285,13 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             summary,
             "jail {}: failures {} (ignored {}, no time {}, bad address {}); allowlisted {}; while banned {}; too late {}; bans {}; tracked {}; evictions {}",
             j.policy.jail, fs.failures, fs.ignored, fs.no_time, fs.bad_host, s.allowlisted, s.while_banned, s.too_late, s.bans, d.tracked(), s.evictions
+        )?;
+    }
+    if esc.is_on() {
+        writeln!(
+            summary,
+            "escalation: recidive bans {}; block bans {}; blocks protected by the allowlist {}",
+            esc.recidive_bans, esc.block_bans_decided, esc.protected
         )?;
     }
     summary.flush()?;

@@ -68,6 +68,7 @@ pub fn ban(jail_name: &str, n: &str, start: i64, end: i64) -> BanRecord {
         failures: 5,
         level: 0,
         origin: Origin::Detected,
+        details: None,
     }
 }
 
