@@ -705,7 +705,7 @@ def report(res, header):
         if p.get("active_map_bytes") is not None:
             det = ", ".join(f"{k} {mib(v / 1024)} MiB" for k, v in p["detector_bytes"].items())
             L.append(f"- peak, what the daemon accounts for: active-ban map {mib(p['active_map_bytes'] / 1024)} MiB; "
-                     f"detector tables {det}; the rest of VmRSS is code, SQLite's page cache (2 MiB), "
+                     f"detector tables {det}; the rest of VmRSS is code, SQLite's page cache (1 MiB), "
                      f"buffers and allocator slack")
     if f:
         L.append(f"- flood: {fmt_int(f['lines'])} lines ({mib(f['bytes'] / 1024)} MiB) in {f['write_s']:.2f} s, "

@@ -34,11 +34,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// does not leave a large file behind.
 const WAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
 
-/// SQLite's page cache, in KiB: its default, 2 MiB. Bounded: SQLite evicts beyond this.
-/// Measured with the store-bench example, 16 MiB commits 100k bans no faster (250 ms either
-/// way) and reads 100k active bans at start in 150 ms instead of 250 ms, but costs 14 MiB
-/// of the daemon's memory budget (64 MB with 100k bans and 1M tracked offenders).
-const CACHE_KIB: i64 = 2 * 1024;
+/// SQLite's page cache, in KiB: 1 MiB (SQLite's default is 2). Bounded: SQLite evicts
+/// beyond this. Measured with the store-bench example, 16 MiB commits 100k bans no faster
+/// (250 ms either way) and reads 100k active bans at start in 150 ms instead of 250 ms, but
+/// costs 14 MiB of the daemon's memory budget (64 MB with 100k bans and 1M tracked
+/// offenders); 1 MiB instead of 2 took 1 MiB off that peak (`bench/daemon.py` step 4b) and
+/// the restart with 100k bans still re-applied them in 182 ms.
+const CACHE_KIB: i64 = 1024;
 
 /// Errors from the store. Every variant names the database file; SQLite failures also name
 /// the operation.
