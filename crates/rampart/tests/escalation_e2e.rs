@@ -173,8 +173,17 @@ ban_for = "1h"
         || out(&proc),
         || ban_of(&socket, "blocks", "192.0.2.64/29").is_some(),
     );
-    let set = nft(&lab, &["list", "set", "inet", "rampart_esc", "g_blocks_4"]);
-    assert!(set.contains("192.0.2.64/29"), "{set}\n{}", out(&proc));
+    // The ban is persisted before it is applied, and a refused set update is retried on
+    // the next tick (500 ms): allow for one retry.
+    wait_until(
+        "the block in the kernel set",
+        5,
+        || out(&proc),
+        || {
+            nft(&lab, &["list", "set", "inet", "rampart_esc", "g_blocks_4"])
+                .contains("192.0.2.64/29")
+        },
+    );
     // The block rule drops all traffic of the block, not only the jail's port 22.
     assert_eq!(connects(&lab, Host::Attacker, web), Connect::TimedOut);
     assert_eq!(connects(&lab, Host::Bystander, web), Connect::Connected);
