@@ -108,6 +108,9 @@ pub fn import(dir: &Path, all: bool) -> Result<Import, ConfigError> {
         write_jail(&mut out, &dir, j, &mut warnings)?;
         names.push(j.name.clone());
     }
+    if let Some(r) = &set.recidive {
+        write_recidive(&mut out, r, &mut warnings);
+    }
     Ok(Import {
         dir,
         toml: out,
@@ -115,6 +118,51 @@ pub fn import(dir: &Path, all: bool) -> Result<Import, ConfigError> {
         skipped: set.skipped,
         warnings,
     })
+}
+
+/// fail2ban's `recidive` jail as rampart's `[recidive]` section: `maxretry` bans (of any
+/// jail) within `findtime` earn a ban of `bantime` on all ports.
+fn write_recidive(
+    out: &mut String,
+    r: &rampart_f2b::jail::RecidiveDef,
+    warnings: &mut Vec<Warning>,
+) {
+    let mut warn = |option: &str, message: String| {
+        warnings.push(Warning {
+            jail: "recidive".into(),
+            option: option.to_owned(),
+            message,
+        })
+    };
+    let max_bans = if r.maxretry < 2 {
+        warn(
+            "maxretry",
+            format!(
+                "{} becomes 2: a recidive ban needs at least two bans",
+                r.maxretry
+            ),
+        );
+        2
+    } else {
+        r.maxretry
+    };
+    let ban_secs = match r.bantime {
+        BanTime::Secs(s) => s,
+        BanTime::Permanent => {
+            warn(
+                "bantime",
+                format!(
+                    "-1 (permanent) becomes {}: rampart's bans always carry a kernel timeout",
+                    format_duration(PERMANENT_BAN)
+                ),
+            );
+            PERMANENT_BAN.as_secs()
+        }
+    };
+    let _ = writeln!(out, "\n[recidive]");
+    let _ = writeln!(out, "max_bans = {max_bans}");
+    let _ = writeln!(out, "window = {}", q(&dur(r.findtime)));
+    let _ = writeln!(out, "ban_for = {}", q(&dur(ban_secs)));
 }
 
 fn write_jail(

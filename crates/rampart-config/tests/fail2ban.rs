@@ -127,9 +127,12 @@ fn import_all_loads_every_stock_jail() {
     require_fail2ban();
     let imp = import(Path::new(ETC), true).unwrap();
     assert!(imp.jails.len() > 50);
-    assert!(imp.skipped.iter().any(|s| s.jail == "recidive"));
-    assert!(imp.toml.contains("# Not imported: [recidive]"));
     let c = Config::parse(Path::new("/tmp/all.toml"), &imp.toml).unwrap();
+    // fail2ban's recidive jail becomes the native section: 5 bans in 1d -> 1w.
+    let r = c.recidive.as_ref().expect("[recidive] imported");
+    assert_eq!(r.policy.max_bans, 5);
+    assert_eq!(r.policy.window, std::time::Duration::from_secs(86_400));
+    assert_eq!(r.policy.ban_for, std::time::Duration::from_secs(604_800));
     let names: Vec<&str> = c.jails.iter().map(|j| j.policy.jail.as_str()).collect();
     assert_eq!(
         names,
@@ -148,8 +151,8 @@ fn a_tuned_jail_local_maps_to_native_settings() {
     );
     let imp = import(&t.0, false).unwrap();
     assert_eq!(imp.jails, ["sshd", "nginx-http-auth"]);
-    assert!(imp.skipped.iter().any(|s| s.jail == "recidive"));
     let c = Config::parse(Path::new("/tmp/x.toml"), &imp.toml).unwrap();
+    assert!(c.recidive.is_some(), "{}", imp.toml);
     let ssh = &c.jails[0];
     assert_eq!(ssh.source, SourceKind::Journal);
     assert!(

@@ -126,10 +126,24 @@ pub struct JailSet {
     pub files: Vec<PathBuf>,
     /// The jails read (enabled ones only unless asked for all), in file order.
     pub jails: Vec<JailDef>,
-    /// Jails left out on purpose (`recidive`, jails without a filter), with the reason.
+    /// Jails left out on purpose (jails without a filter), with the reason.
     pub skipped: Vec<Warning>,
     /// Everything not carried over.
     pub warnings: Vec<Warning>,
+    /// fail2ban's `recidive` jail, when it is read: it becomes rampart's `[recidive]`
+    /// section (which counts the other jails' bans directly, not through a log).
+    pub recidive: Option<RecidiveDef>,
+}
+
+/// The counting and banning settings of fail2ban's `recidive` jail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecidiveDef {
+    /// `maxretry`: bans needed.
+    pub maxretry: u32,
+    /// `findtime` in seconds.
+    pub findtime: u64,
+    /// `bantime`.
+    pub bantime: BanTime,
 }
 
 /// Options a jail reader understands; anything else in a jail's own section is either a
@@ -210,6 +224,7 @@ pub fn read_from(
         jails: Vec::new(),
         skipped: Vec::new(),
         warnings: Vec::new(),
+        recidive: None,
     };
     for (name, _) in &cfg.sections {
         if name == "INCLUDES" || name == "Definition" || name.starts_with("KNOWN/") {
@@ -283,6 +298,29 @@ impl JailReader<'_> {
         }
     }
 
+    /// `maxretry`, `findtime` (seconds) and `bantime`.
+    fn read_counting(&self) -> Result<(u32, u64, BanTime), F2bError> {
+        let maxretry = match self.get("maxretry")? {
+            None => 5,
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|&n| n >= 1)
+                .ok_or_else(|| self.err("maxretry", format!("{v:?} is not a positive integer")))?,
+        };
+        let findtime = self.get_secs("findtime", 600)?;
+        if findtime <= 0 {
+            return Err(self.err("findtime", "must be positive"));
+        }
+        let bantime = match self.get_secs("bantime", 600)? {
+            n if n < 0 => BanTime::Permanent,
+            0 => return Err(self.err("bantime", "must not be zero")),
+            n => BanTime::Secs(n as u64),
+        };
+        Ok((maxretry, findtime as u64, bantime))
+    }
+
     fn read(mut self, all: bool, set: &mut JailSet) -> Result<(), F2bError> {
         let enabled = self.get_bool("enabled", false)?;
         if !enabled && !all {
@@ -300,10 +338,16 @@ impl JailReader<'_> {
         }
         let mut filter = parse_spec(filter_text).map_err(|e| self.err("filter", e.to_string()))?;
         if filter.name == "recidive" || self.name == "recidive" {
-            set.skipped.push(Warning {
-                jail: self.name.to_owned(),
-                option: "filter".into(),
-                message: "recidive bans repeat offenders found in fail2ban's own log; rampart does not write or read fail2ban.log. Not imported: give the jails [jail.escalation] (imported from bantime.increment) or use rampart's native recidive section".into(),
+            let (maxretry, findtime, bantime) = self.read_counting()?;
+            self.warn(
+                "logpath",
+                "fail2ban's recidive reads the bans in fail2ban.log; rampart's [recidive] counts the other jails' bans as they are decided (and its own history at start), so logpath, filter and action are not used",
+            );
+            set.warnings.append(&mut self.warnings);
+            set.recidive = Some(RecidiveDef {
+                maxretry,
+                findtime,
+                bantime,
             });
             return Ok(());
         }
@@ -403,24 +447,7 @@ impl JailReader<'_> {
             }
         }
         // counting and banning
-        let maxretry = match self.get("maxretry")? {
-            None => 5,
-            Some(v) => v
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|&n| n >= 1)
-                .ok_or_else(|| self.err("maxretry", format!("{v:?} is not a positive integer")))?,
-        };
-        let findtime = self.get_secs("findtime", 600)?;
-        if findtime <= 0 {
-            return Err(self.err("findtime", "must be positive"));
-        }
-        let bantime = match self.get_secs("bantime", 600)? {
-            n if n < 0 => BanTime::Permanent,
-            0 => return Err(self.err("bantime", "must not be zero")),
-            n => BanTime::Secs(n as u64),
-        };
+        let (maxretry, findtime, bantime) = self.read_counting()?;
         let increment = self.read_increment()?;
         let ignoreip = self.read_ignoreip()?;
         if !self.get_bool("ignoreself", true)? {
@@ -472,7 +499,7 @@ impl JailReader<'_> {
             logpaths,
             backend,
             maxretry,
-            findtime: findtime as u64,
+            findtime,
             bantime,
             increment,
             ignoreip,

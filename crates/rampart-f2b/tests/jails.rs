@@ -79,15 +79,21 @@ fn debian_enables_only_sshd_on_auth_log() {
 }
 
 #[test]
-fn all_reads_every_stock_jail_and_notes_recidive() {
+fn all_reads_every_stock_jail_and_maps_recidive() {
     require_fail2ban();
     let set = read_jails(Path::new(ETC), true).unwrap();
     assert!(set.jails.len() > 50, "{} jails", set.jails.len());
     assert!(set.jails.iter().any(|j| j.name == "nginx-http-auth"));
+    // Debian's stock recidive: 5 bans within a day earn a week (its own section, not a jail).
+    let r = set.recidive.as_ref().expect("recidive read");
+    assert_eq!(
+        (r.maxretry, r.findtime, r.bantime.clone()),
+        (5, 86_400, BanTime::Secs(604_800))
+    );
     assert!(set
-        .skipped
+        .warnings
         .iter()
-        .any(|w| w.jail == "recidive" && w.message.contains("recidive")));
+        .any(|w| w.jail == "recidive" && w.message.contains("fail2ban.log")));
     assert!(!set.jails.iter().any(|j| j.name == "recidive"));
     // Stock mail actions (action_mw...) are not used by default: no action warnings for sshd.
     assert!(!set

@@ -464,7 +464,7 @@ fn import_fail2ban_json_reports_what_was_not_carried_over() {
     );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["jails"], serde_json::json!(["sshd"]));
-    assert_eq!(doc["skipped"][0]["jail"], "recidive");
+    assert_eq!(doc["skipped"], serde_json::json!([]));
     let warned = |opt: &str| {
         doc["warnings"]
             .as_array()
@@ -478,6 +478,16 @@ fn import_fail2ban_json_reports_what_was_not_carried_over() {
     );
     let config = doc["config"].as_str().unwrap();
     assert!(config.contains("[jail.escalation]"), "{config}");
+    // fail2ban's recidive jail becomes the native section, with a note on how it counts.
+    assert!(config.contains("[recidive]\nmax_bans = 5\n"), "{config}");
+    assert!(
+        doc["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["jail"] == "recidive" && w["option"] == "logpath"),
+        "{doc:#}"
+    );
     let cfg = t.file("x.toml", config);
     let out = rampart(&["run", "--check", "--config", s(&cfg)]);
     assert!(
