@@ -87,7 +87,7 @@ fn all_reads_every_stock_jail_and_maps_recidive() {
     // Debian's stock recidive: 5 bans within a day earn a week (its own section, not a jail).
     let r = set.recidive.as_ref().expect("recidive read");
     assert_eq!(
-        (r.maxretry, r.findtime, r.bantime.clone()),
+        (r.maxretry, r.findtime, r.bantime),
         (5, 86_400, BanTime::Secs(604_800))
     );
     assert!(set
