@@ -75,6 +75,7 @@ impl Engine {
 
     fn name(&self) -> &'static str {
         match self {
+            Self::Plan(p) if p.has_rest() => "plan+dfa",
             Self::Plan(_) => "plan",
             Self::OnePass(..) => "one-pass",
             Self::Backtrack(..) => "backtrack",

@@ -22,6 +22,8 @@
 //! run on the regex crate's engines. The tests compare plans with the PikeVM on every
 //! corpus line and on generated lines.
 
+use regex_automata::util::syntax;
+use regex_automata::{meta, Anchored, Input};
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
 use crate::extract::Spans;
@@ -130,10 +132,22 @@ pub struct Plan {
     root: Node,
     /// The pattern starts with `^`: it matches only at the start of the haystack.
     start_anchored: bool,
+    /// The part after the planned head, when the pattern as a whole has no plan: it
+    /// records no group, so only whether it matches (anchored where the head ends) matters,
+    /// and an automaton answers that.
+    rest: Option<Rest>,
+}
+
+/// The unplanned part of a pattern.
+#[derive(Debug)]
+struct Rest {
+    regex: meta::Regex,
 }
 
 impl Plan {
-    /// The plan of a pattern, if it has the shape described in the module docs.
+    /// The plan of a pattern, if it has the shape described in the module docs, or if a
+    /// head of it that records every group has that shape (the rest then runs on an
+    /// automaton).
     pub fn new(hir: &Hir) -> Option<Self> {
         let (items, start_anchored): (&[Hir], bool) = match hir.kind() {
             HirKind::Concat(items) => match items.first().map(Hir::kind) {
@@ -146,11 +160,42 @@ impl Plan {
         let end = Follow {
             first: ByteSet::default(),
         };
-        let (root, _) = build_seq(items, end)?;
-        Some(Self {
-            root,
-            start_anchored,
-        })
+        if let Some((root, _)) = build_seq(items, end) {
+            return Some(Self {
+                root,
+                start_anchored,
+                rest: None,
+            });
+        }
+        // The longest head whose rest records no group and has only `$` for anchors.
+        for k in (1..items.len()).rev() {
+            let rest = &items[k..];
+            if rest.iter().any(|h| !plain(h)) {
+                break;
+            }
+            let follow = Follow {
+                first: first_of(rest).0,
+            };
+            let Some((root, _)) = build_seq(&items[..k], follow) else {
+                continue;
+            };
+            let regex = meta::Regex::builder()
+                .syntax(syntax::Config::new().unicode(false).utf8(false))
+                .configure(meta::Config::new().utf8_empty(false))
+                .build_from_hir(&Hir::concat(rest.to_vec()))
+                .ok()?;
+            return Some(Self {
+                root,
+                start_anchored,
+                rest: Some(Rest { regex }),
+            });
+        }
+        None
+    }
+
+    /// Whether part of the pattern runs on an automaton ("plan+dfa" in reports).
+    pub fn has_rest(&self) -> bool {
+        self.rest.is_some()
     }
 
     /// Matches the pattern at `start` (anchored): the end of the match and the groups.
@@ -159,12 +204,73 @@ impl Plan {
             return None;
         }
         let mut slots: Slots = [NONE; 6];
-        let end = step(&self.root, hay, start, &mut slots)?;
+        let mut end = step(&self.root, hay, start, &mut slots)?;
+        if let Some(rest) = &self.rest {
+            let input = Input::new(hay).range(end..).anchored(Anchored::Yes);
+            end = rest.regex.search(&input)?.end();
+        }
         let spans = [0, 1, 2].map(|k| {
             let (s, e) = (slots[2 * k], slots[2 * k + 1]);
             (s != NONE && e != NONE).then_some((s, e))
         });
         Some((end, spans))
+    }
+}
+
+/// Records no group and has no anchor but `$`.
+fn plain(hir: &Hir) -> bool {
+    match hir.kind() {
+        HirKind::Empty | HirKind::Literal(_) | HirKind::Class(_) => true,
+        HirKind::Look(l) => *l == Look::End,
+        HirKind::Capture(c) => {
+            c.name.as_deref().is_none_or(|n| !NAMES.contains(&n)) && plain(&c.sub)
+        }
+        HirKind::Repetition(r) => plain(&r.sub),
+        HirKind::Concat(xs) | HirKind::Alternation(xs) => xs.iter().all(plain),
+    }
+}
+
+/// The bytes a non-empty match of the concatenation `items` can start with, and whether
+/// it can match the empty string away from the end (as [`Info`]; `$` consumes nothing
+/// and cannot match there).
+fn first_of(items: &[Hir]) -> (ByteSet, bool) {
+    let mut first = ByteSet::default();
+    for h in items {
+        let (f, nullable) = first_one(h);
+        first = first.union(f);
+        if !nullable {
+            return (first, false);
+        }
+    }
+    (first, true)
+}
+
+fn first_one(hir: &Hir) -> (ByteSet, bool) {
+    match hir.kind() {
+        HirKind::Empty => (ByteSet::default(), true),
+        HirKind::Literal(l) => {
+            let mut s = ByteSet::default();
+            match l.0.first() {
+                Some(&b) => {
+                    s.add(b);
+                    (s, false)
+                }
+                None => (s, true),
+            }
+        }
+        HirKind::Class(c) => (class_set(c).unwrap_or(ByteSet([u64::MAX; 4])), false),
+        HirKind::Look(Look::End) => (ByteSet::default(), false),
+        HirKind::Look(_) => (ByteSet::default(), true),
+        HirKind::Capture(c) => first_one(&c.sub),
+        HirKind::Repetition(r) => {
+            let (f, n) = first_one(&r.sub);
+            (f, n || r.min == 0)
+        }
+        HirKind::Concat(xs) => first_of(xs),
+        HirKind::Alternation(xs) => xs.iter().fold((ByteSet::default(), false), |(f, n), x| {
+            let (g, m) = first_one(x);
+            (f.union(g), n || m)
+        }),
     }
 }
 
@@ -525,8 +631,18 @@ mod tests {
             r"^a*?b",
             r"^\bfoo",
         ] {
-            assert!(Plan::new(&hir(p)).is_none(), "{p}");
+            assert!(Plan::new(&hir(p)).is_none_or(|p| p.has_rest()), "{p}");
         }
+        // The groups are in the part one byte cannot decide: no plan at all.
+        assert!(Plan::new(&hir(r"^a (?P<user>.*) from x$")).is_none());
+        // A head with every group, and a rest on an automaton.
+        let p = Plan::new(&hir(r"^(?P<host>[0-9.]+) \S+ [^ ]*(?:abc|x)[^ ]* 404")).unwrap();
+        assert!(p.has_rest());
+        assert_eq!(
+            p.run(b"192.0.2.1 - /xabcy 404", 0),
+            Some((22, [Some((0, 9)), None, None]))
+        );
+        assert_eq!(p.run(b"192.0.2.1 - /y 404", 0), None);
     }
 
     #[test]
