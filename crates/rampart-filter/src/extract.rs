@@ -13,6 +13,7 @@
 //! preferred end leaves no split, the general engine decides (A may have other ends).
 
 use regex_automata::dfa::onepass;
+use regex_automata::hybrid;
 use regex_automata::nfa::thompson::{self, backtrack, pikevm, NFA};
 use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input, PatternID};
@@ -33,7 +34,14 @@ enum Engine {
     /// A direct matcher, when the pattern's choices are decided by one byte (see [`Plan`]).
     Plan(Plan),
     OnePass(onepass::DFA, Groups),
-    Backtrack(backtrack::BoundedBacktracker, pikevm::PikeVM, Groups),
+    /// A lazy DFA decides first whether the pattern matches at all (most lines that reach a
+    /// backtracking pattern do not), then the backtracker finds the groups.
+    Backtrack(
+        hybrid::dfa::DFA,
+        backtrack::BoundedBacktracker,
+        pikevm::PikeVM,
+        Groups,
+    ),
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -41,7 +49,12 @@ enum Engine {
 enum EngineCache {
     Plan,
     OnePass(onepass::Cache, Captures),
-    Backtrack(backtrack::Cache, pikevm::Cache, Captures),
+    Backtrack(
+        hybrid::dfa::Cache,
+        backtrack::Cache,
+        pikevm::Cache,
+        Captures,
+    ),
 }
 
 /// The group indexes of host, user and conn in an NFA.
@@ -69,8 +82,11 @@ impl Engine {
         let bt = backtrack::BoundedBacktracker::builder()
             .build_from_nfa(nfa.clone())
             .map_err(|e| e.to_string())?;
+        let gate = hybrid::dfa::DFA::builder()
+            .build_from_nfa(nfa.clone())
+            .map_err(|e| e.to_string())?;
         let pike = pikevm::PikeVM::new_from_nfa(nfa).map_err(|e| e.to_string())?;
-        Ok(Self::Backtrack(bt, pike, groups))
+        Ok(Self::Backtrack(gate, bt, pike, groups))
     }
 
     fn name(&self) -> &'static str {
@@ -89,7 +105,8 @@ impl Engine {
                 d.create_cache(),
                 Captures::all(d.get_nfa().group_info().clone()),
             ),
-            Self::Backtrack(b, p, _) => EngineCache::Backtrack(
+            Self::Backtrack(d, b, p, _) => EngineCache::Backtrack(
+                d.create_cache(),
                 b.create_cache(),
                 p.create_cache(),
                 Captures::all(b.get_nfa().group_info().clone()),
@@ -106,8 +123,12 @@ impl Engine {
                 d.captures(c, input, caps);
                 caps.get_match().map(|m| (m.end(), spans_of(g, caps)))
             }
-            (Self::Backtrack(b, p, g), EngineCache::Backtrack(bc, pc, caps)) => {
+            (Self::Backtrack(d, b, p, g), EngineCache::Backtrack(dc, bc, pc, caps)) => {
                 let input = Input::new(hay).range(start..).anchored(Anchored::Yes);
+                // An error (the DFA gave up) means "maybe": the backtracker decides.
+                if let Ok(None) = d.try_search_fwd(dc, &input.clone().earliest(true)) {
+                    return None;
+                }
                 if !(input.get_span().len() <= b.max_haystack_len()
                     && b.try_captures(bc, input.clone(), caps).is_ok())
                 {
