@@ -13,77 +13,130 @@
 //! preferred end leaves no split, the general engine decides (A may have other ends).
 
 use regex_automata::dfa::onepass;
+use regex_automata::hybrid;
 use regex_automata::nfa::thompson::{self, backtrack, pikevm, NFA};
 use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input, PatternID};
 use regex_syntax::hir::{Dot, Hir, HirKind, Look};
+
+use crate::plan::Plan;
 
 /// Spans of the groups rampart reads, by position: host, user, conn.
 pub type Spans = [Option<(usize, usize)>; 3];
 
 const NAMES: [&str; 3] = ["host", "user", "conn"];
 
-/// The general engine over one NFA.
+/// The general engine of one pattern (or one part of it).
 // One per pattern part, built once: the size difference between variants costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Engine {
-    OnePass(onepass::DFA),
-    Backtrack(backtrack::BoundedBacktracker, pikevm::PikeVM),
+    /// A direct matcher, when the pattern's choices are decided by one byte (see [`Plan`]).
+    Plan(Plan),
+    OnePass(onepass::DFA, Groups),
+    /// A lazy DFA decides first whether the pattern matches at all (most lines that reach a
+    /// backtracking pattern do not), then the backtracker finds the groups.
+    Backtrack(
+        hybrid::dfa::DFA,
+        backtrack::BoundedBacktracker,
+        pikevm::PikeVM,
+        Groups,
+    ),
 }
 
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum EngineCache {
-    OnePass(onepass::Cache),
-    Backtrack(backtrack::Cache, pikevm::Cache),
+    Plan,
+    OnePass(onepass::Cache, Captures),
+    Backtrack(
+        hybrid::dfa::Cache,
+        backtrack::Cache,
+        pikevm::Cache,
+        Captures,
+    ),
+}
+
+/// The group indexes of host, user and conn in an NFA.
+type Groups = [Option<usize>; 3];
+
+fn groups_of(nfa: &NFA) -> Groups {
+    let gi = nfa.group_info();
+    NAMES.map(|n| gi.to_index(PatternID::ZERO, n))
+}
+
+fn spans_of(groups: &Groups, caps: &Captures) -> Spans {
+    groups.map(|g| g.and_then(|g| caps.get_group(g)).map(|s| (s.start, s.end)))
 }
 
 impl Engine {
-    fn new(nfa: NFA) -> Result<Self, String> {
+    fn new(hir: &Hir) -> Result<Self, String> {
+        if let Some(plan) = Plan::new(hir) {
+            return Ok(Self::Plan(plan));
+        }
+        let nfa = compile(hir)?;
+        let groups = groups_of(&nfa);
         if let Ok(dfa) = onepass::DFA::new_from_nfa(nfa.clone()) {
-            return Ok(Self::OnePass(dfa));
+            return Ok(Self::OnePass(dfa, groups));
         }
         let bt = backtrack::BoundedBacktracker::builder()
             .build_from_nfa(nfa.clone())
             .map_err(|e| e.to_string())?;
+        let gate = hybrid::dfa::DFA::builder()
+            .build_from_nfa(nfa.clone())
+            .map_err(|e| e.to_string())?;
         let pike = pikevm::PikeVM::new_from_nfa(nfa).map_err(|e| e.to_string())?;
-        Ok(Self::Backtrack(bt, pike))
+        Ok(Self::Backtrack(gate, bt, pike, groups))
     }
 
-    fn nfa(&self) -> &NFA {
+    fn name(&self) -> &'static str {
         match self {
-            Self::OnePass(d) => d.get_nfa(),
-            Self::Backtrack(b, _) => b.get_nfa(),
+            Self::Plan(p) if p.has_rest() => "plan+dfa",
+            Self::Plan(_) => "plan",
+            Self::OnePass(..) => "one-pass",
+            Self::Backtrack(..) => "backtrack",
         }
     }
 
-    fn groups(&self) -> [Option<usize>; 3] {
-        let gi = self.nfa().group_info();
-        NAMES.map(|n| gi.to_index(PatternID::ZERO, n))
+    fn create_cache(&self) -> EngineCache {
+        match self {
+            Self::Plan(_) => EngineCache::Plan,
+            Self::OnePass(d, _) => EngineCache::OnePass(
+                d.create_cache(),
+                Captures::all(d.get_nfa().group_info().clone()),
+            ),
+            Self::Backtrack(d, b, p, _) => EngineCache::Backtrack(
+                d.create_cache(),
+                b.create_cache(),
+                p.create_cache(),
+                Captures::all(b.get_nfa().group_info().clone()),
+            ),
+        }
     }
 
-    fn create_cache(&self) -> (EngineCache, Captures) {
-        let caps = Captures::all(self.nfa().group_info().clone());
-        let cache = match self {
-            Self::OnePass(d) => EngineCache::OnePass(d.create_cache()),
-            Self::Backtrack(b, p) => EngineCache::Backtrack(b.create_cache(), p.create_cache()),
-        };
-        (cache, caps)
-    }
-
-    fn captures(&self, cache: &mut EngineCache, input: &Input<'_>, caps: &mut Captures) {
+    /// The anchored match at `start`: its end and the groups.
+    fn run(&self, cache: &mut EngineCache, hay: &[u8], start: usize) -> Option<(usize, Spans)> {
         match (self, cache) {
-            (Self::OnePass(d), EngineCache::OnePass(c)) => d.captures(c, input.clone(), caps),
-            (Self::Backtrack(b, p), EngineCache::Backtrack(bc, pc)) => {
-                if input.get_span().len() <= b.max_haystack_len()
-                    && b.try_captures(bc, input.clone(), caps).is_ok()
-                {
-                    return;
-                }
-                p.captures(pc, input.clone(), caps);
+            (Self::Plan(p), _) => p.run(hay, start),
+            (Self::OnePass(d, g), EngineCache::OnePass(c, caps)) => {
+                let input = Input::new(hay).range(start..).anchored(Anchored::Yes);
+                d.captures(c, input, caps);
+                caps.get_match().map(|m| (m.end(), spans_of(g, caps)))
             }
-            _ => caps.set_pattern(None),
+            (Self::Backtrack(d, b, p, g), EngineCache::Backtrack(dc, bc, pc, caps)) => {
+                let input = Input::new(hay).range(start..).anchored(Anchored::Yes);
+                // An error (the DFA gave up) means "maybe": the backtracker decides.
+                if let Ok(None) = d.try_search_fwd(dc, &input.clone().earliest(true)) {
+                    return None;
+                }
+                if !(input.get_span().len() <= b.max_haystack_len()
+                    && b.try_captures(bc, input.clone(), caps).is_ok())
+                {
+                    p.captures(pc, input, caps);
+                }
+                caps.get_match().map(|m| (m.end(), spans_of(g, caps)))
+            }
+            _ => None,
         }
     }
 }
@@ -92,9 +145,7 @@ impl Engine {
 #[derive(Debug)]
 struct Split {
     head: Engine,
-    head_groups: [Option<usize>; 3],
     tail: Engine,
-    tail_groups: [Option<usize>; 3],
     /// B's leading literal: every feasible split starts with it.
     tail_literal: Vec<u8>,
     /// 0 for `.*`, 1 for `.+`.
@@ -114,16 +165,21 @@ enum Fast {
 #[derive(Debug)]
 pub struct Extractor {
     full: Engine,
-    full_groups: [Option<usize>; 3],
     split: Option<Split>,
+    /// The PikeVM over the whole pattern: the reference the tests compare with.
+    reference: pikevm::PikeVM,
 }
+
+/// Scratch space of the reference engine (see [`Extractor::reference_extract_with`]).
+#[derive(Debug)]
+pub struct ReferenceCache(pikevm::Cache, Captures);
 
 /// Per-thread state of an [`Extractor`].
 #[derive(Debug)]
 pub struct ExtractCache {
-    full: (EngineCache, Captures),
-    head: Option<(EngineCache, Captures)>,
-    tail: Option<(EngineCache, Captures)>,
+    full: EngineCache,
+    head: Option<EngineCache>,
+    tail: Option<EngineCache>,
 }
 
 fn compile(hir: &Hir) -> Result<NFA, String> {
@@ -169,11 +225,9 @@ fn split_of(hir: &Hir) -> Option<Split> {
     if !matches!(tail_parts.last()?.kind(), HirKind::Look(Look::End)) {
         return None;
     }
-    let head = Engine::new(compile(&Hir::concat(parts[..i].to_vec())).ok()?).ok()?;
-    let tail = Engine::new(compile(&Hir::concat(tail_parts.to_vec())).ok()?).ok()?;
+    let head = Engine::new(&Hir::concat(parts[..i].to_vec())).ok()?;
+    let tail = Engine::new(&Hir::concat(tail_parts.to_vec())).ok()?;
     Some(Split {
-        head_groups: head.groups(),
-        tail_groups: tail.groups(),
         head,
         tail,
         tail_literal: lit.0.to_vec(),
@@ -186,39 +240,40 @@ impl Extractor {
     /// Builds the engines for one pattern from its parsed form (`<HOST>` expanded, Unicode
     /// off, as the filter compiler parses it).
     pub fn new(hir: &Hir) -> Result<Self, String> {
-        let full = Engine::new(compile(hir)?)?;
+        let full = Engine::new(hir)?;
         let split = match full {
-            // A one-pass DFA is already as fast as it gets.
-            Engine::OnePass(_) => None,
+            // A plan or a one-pass DFA is already as fast as it gets, unless the split's
+            // parts both have plans.
+            Engine::Plan(_) => None,
+            Engine::OnePass(..) => split_of(hir)
+                .filter(|s| matches!((&s.head, &s.tail), (Engine::Plan(_), Engine::Plan(_)))),
             Engine::Backtrack(..) => split_of(hir),
         };
+        let reference = pikevm::PikeVM::new_from_nfa(compile(hir)?).map_err(|e| e.to_string())?;
         Ok(Self {
-            full_groups: full.groups(),
             full,
             split,
+            reference,
         })
     }
 
-    /// The group indexes of the full pattern (host, user, conn).
-    pub fn groups(&self) -> [Option<usize>; 3] {
-        self.full_groups
-    }
-
-    /// Which engines run: "one-pass", "backtrack", or "split(HEAD+TAIL)" (for reports).
+    /// Which engines run: "plan", "one-pass", "backtrack", or "split(HEAD+TAIL)" (for
+    /// reports).
     pub fn describe(&self) -> String {
-        let name = |e: &Engine| match e {
-            Engine::OnePass(_) => "one-pass",
-            Engine::Backtrack(..) => "backtrack",
-        };
         match &self.split {
-            Some(s) => format!("split({}+{})", name(&s.head), name(&s.tail)),
-            None => name(&self.full).to_owned(),
+            Some(s) => format!("split({}+{})", s.head.name(), s.tail.name()),
+            None => self.full.name().to_owned(),
         }
     }
 
     /// Whether the split fast path applies to this pattern.
     pub fn has_fast_path(&self) -> bool {
         self.split.is_some()
+    }
+
+    /// Whether the pattern's own engine is a [`Plan`].
+    pub fn has_plan(&self) -> bool {
+        matches!(self.full, Engine::Plan(_))
     }
 
     /// Fresh per-thread state.
@@ -230,8 +285,8 @@ impl Extractor {
         }
     }
 
-    /// The groups of this pattern on `msg`, which it is known to match; `None` if, after
-    /// all, it does not.
+    /// The groups of this pattern on `msg` (an anchored match at its start); `None` if it
+    /// does not match.
     pub fn extract(&self, cache: &mut ExtractCache, msg: &[u8]) -> Option<Spans> {
         match self.split_decide(cache, msg) {
             Fast::Match(spans) => Some(spans),
@@ -242,16 +297,32 @@ impl Extractor {
 
     /// The general engine only (for tests that compare both paths).
     pub fn full_extract(&self, cache: &mut ExtractCache, msg: &[u8]) -> Option<Spans> {
-        let (c, caps) = &mut cache.full;
         self.full
-            .captures(c, &Input::new(msg).anchored(Anchored::Yes), caps);
-        if !caps.is_match() {
-            return None;
-        }
-        Some(
-            self.full_groups
-                .map(|g| g.and_then(|g| caps.get_group(g)).map(|s| (s.start, s.end))),
+            .run(&mut cache.full, msg, 0)
+            .map(|(_, spans)| spans)
+    }
+
+    /// The regex crate's PikeVM over the whole pattern: slow, and the reference every
+    /// faster path is tested against.
+    pub fn reference_extract(&self, msg: &[u8]) -> Option<Spans> {
+        self.reference_extract_with(&mut self.reference_cache(), msg)
+    }
+
+    /// Scratch space for [`Extractor::reference_extract_with`].
+    pub fn reference_cache(&self) -> ReferenceCache {
+        ReferenceCache(
+            self.reference.create_cache(),
+            self.reference.create_captures(),
         )
+    }
+
+    /// [`Extractor::reference_extract`] with reused scratch space.
+    pub fn reference_extract_with(&self, cache: &mut ReferenceCache, msg: &[u8]) -> Option<Spans> {
+        let ReferenceCache(c, caps) = cache;
+        self.reference
+            .captures(c, Input::new(msg).anchored(Anchored::Yes), caps);
+        caps.is_match()
+            .then(|| spans_of(&groups_of(self.reference.get_nfa()), caps))
     }
 
     /// The fast path only; `None` when it does not apply or cannot decide.
@@ -269,37 +340,24 @@ impl Extractor {
     }
 
     fn split_decide(&self, cache: &mut ExtractCache, msg: &[u8]) -> Fast {
-        let (Some(split), Some((hc, hcaps)), Some((tc, tcaps))) = (
+        let (Some(split), Some(hc), Some(tc)) = (
             self.split.as_ref(),
             cache.head.as_mut(),
             cache.tail.as_mut(),
         ) else {
             return Fast::Unknown;
         };
-        split
-            .head
-            .captures(hc, &Input::new(msg).anchored(Anchored::Yes), hcaps);
-        let Some(head) = hcaps.get_match() else {
+        let Some((a, head)) = split.head.run(hc, msg, 0) else {
             return Fast::NoMatch;
         };
-        let a = head.end();
         let from = a + split.min_gap;
         if from > msg.len() {
             return Fast::Unknown;
         }
         for rel in memchr::memmem::rfind_iter(&msg[from..], &split.tail_literal) {
             let s = from + rel;
-            split.tail.captures(
-                tc,
-                &Input::new(msg).range(s..).anchored(Anchored::Yes),
-                tcaps,
-            );
-            if tcaps.is_match() {
-                let mut spans: Spans = [0, 1, 2].map(|k| {
-                    let head = split.head_groups[k].and_then(|g| hcaps.get_group(g));
-                    let tail = split.tail_groups[k].and_then(|g| tcaps.get_group(g));
-                    head.or(tail).map(|sp| (sp.start, sp.end))
-                });
+            if let Some((_, tail)) = split.tail.run(tc, msg, s) {
+                let mut spans: Spans = [0, 1, 2].map(|k| head[k].or(tail[k]));
                 if let Some(k) = split.gap_group {
                     spans[k] = Some((a, s));
                 }

@@ -13,6 +13,7 @@ pub mod def;
 pub mod extract;
 pub mod host;
 pub mod literal;
+pub mod plan;
 pub mod scan;
 pub mod time;
 

@@ -6,7 +6,7 @@
 //! union of their branches' sets (when every branch has one), so `(?:zgrab|masscan)` yields
 //! `{zgrab, masscan}`.
 
-use regex_syntax::hir::{Hir, HirKind};
+use regex_syntax::hir::{Class, Hir, HirKind};
 
 /// Literals shorter than this select too many lines to be worth a prefilter.
 pub const MIN_LITERAL: usize = 3;
@@ -14,15 +14,22 @@ pub const MIN_LITERAL: usize = 3;
 /// Alternations with more branches than this are not worth a literal set.
 const MAX_SET: usize = 256;
 
+/// Most strings a run of literals multiplied by small alternations may grow to.
+const MAX_PRODUCT: usize = 16;
+
 /// A set of literals of which every match contains at least one, if a useful one exists
 /// (every member at least [`MIN_LITERAL`] bytes).
 pub fn required_literals(hir: &Hir) -> Option<Vec<Vec<u8>>> {
     required(hir)
 }
 
-fn score(set: &[Vec<u8>]) -> (usize, std::cmp::Reverse<usize>) {
+/// Literals at least this long count as equally selective: among them, fewer literals
+/// (a faster scan) win, then longer ones.
+const SELECTIVE: usize = 8;
+
+fn score(set: &[Vec<u8>]) -> (usize, std::cmp::Reverse<usize>, usize) {
     let min = set.iter().map(Vec::len).min().unwrap_or(0);
-    (min, std::cmp::Reverse(set.len()))
+    (min.min(SELECTIVE), std::cmp::Reverse(set.len()), min)
 }
 
 fn better(a: Option<Vec<Vec<u8>>>, b: Option<Vec<Vec<u8>>>) -> Option<Vec<Vec<u8>>> {
@@ -37,22 +44,82 @@ fn single(lit: Vec<u8>) -> Option<Vec<Vec<u8>>> {
     (lit.len() >= MIN_LITERAL).then(|| vec![lit])
 }
 
+/// A set whose members are all long enough, deduplicated.
+fn set(mut lits: Vec<Vec<u8>>) -> Option<Vec<Vec<u8>>> {
+    if lits.is_empty() || lits.iter().any(|l| l.len() < MIN_LITERAL) {
+        return None;
+    }
+    lits.sort();
+    lits.dedup();
+    Some(lits)
+}
+
+/// The strings a small alternation of literals (or a class of a few bytes) matches.
+fn small_alternatives(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+    match hir.kind() {
+        HirKind::Alternation(branches) if branches.len() <= MAX_PRODUCT => branches
+            .iter()
+            .map(|b| match b.kind() {
+                HirKind::Literal(l) => Some(l.0.to_vec()),
+                _ => None,
+            })
+            .collect(),
+        HirKind::Class(Class::Bytes(c)) => {
+            let bytes: Vec<u8> = c.iter().flat_map(|r| r.start()..=r.end()).take(5).collect();
+            // Letters in a class are mostly case folding: not worth multiplying.
+            (bytes.len() <= 4 && !bytes.iter().any(u8::is_ascii_alphabetic))
+                .then(|| bytes.into_iter().map(|b| vec![b]).collect())
+        }
+        HirKind::Class(Class::Unicode(c)) => {
+            let chars: Vec<char> = c.iter().flat_map(|r| r.start()..=r.end()).take(5).collect();
+            if chars.len() > 4
+                || chars
+                    .iter()
+                    .any(|ch| !ch.is_ascii() || ch.is_ascii_alphabetic())
+            {
+                return None;
+            }
+            Some(chars.into_iter().map(|ch| vec![ch as u8]).collect())
+        }
+        _ => None,
+    }
+}
+
 fn required(hir: &Hir) -> Option<Vec<Vec<u8>>> {
     match hir.kind() {
         HirKind::Literal(lit) => single(lit.0.to_vec()),
         HirKind::Concat(subs) => {
-            // Adjacent literal pieces form one longer required run.
+            // Adjacent literal pieces form longer required runs; a small alternation of
+            // literals (or a small class) between them multiplies the runs: every match
+            // contains one of the products (`Connection (?:closed|reset) by ` yields
+            // `Connection closed by ` and `Connection reset by `).
             let mut best = None;
-            let mut run: Vec<u8> = Vec::new();
+            let mut runs: Vec<Vec<u8>> = vec![Vec::new()];
             for sub in subs {
-                if let HirKind::Literal(lit) = sub.kind() {
-                    run.extend_from_slice(&lit.0);
-                } else {
-                    best = better(best, single(std::mem::take(&mut run)));
-                    best = better(best, required(sub));
+                let pieces = match sub.kind() {
+                    HirKind::Literal(lit) => Some(vec![lit.0.to_vec()]),
+                    _ => small_alternatives(sub),
+                };
+                match pieces {
+                    Some(p) if runs.len() * p.len() <= MAX_PRODUCT => {
+                        runs = runs
+                            .iter()
+                            .flat_map(|r| {
+                                p.iter().map(move |x| {
+                                    let mut y = r.clone();
+                                    y.extend_from_slice(x);
+                                    y
+                                })
+                            })
+                            .collect();
+                    }
+                    _ => {
+                        best = better(best, set(std::mem::replace(&mut runs, vec![Vec::new()])));
+                        best = better(best, required(sub));
+                    }
                 }
             }
-            better(best, single(run))
+            better(best, set(runs))
         }
         HirKind::Alternation(branches) => {
             let mut union = Vec::new();
@@ -115,6 +182,23 @@ mod tests {
         assert_eq!(lits(r"^(?:gamma-long)?x"), None);
         assert_eq!(lits(r"^(?:ab|cdef)"), None);
         assert_eq!(lits(r"^(?:foobar)+baz"), Some(vec!["foobar".into()]));
+    }
+
+    #[test]
+    fn small_alternations_multiply_the_runs_around_them() {
+        assert_eq!(
+            lits(r"^\S+ Connection (?:closed|reset) by (?:x|yy) \d"),
+            Some(vec![
+                " Connection closed by x ".into(),
+                " Connection closed by yy ".into(),
+                " Connection reset by x ".into(),
+                " Connection reset by yy ".into(),
+            ])
+        );
+        assert_eq!(
+            lits(r#"^\S+ [^ ]*(?:/pma|/phpmyadmin|/admin)[^ ]* " (?:403|404) "#),
+            Some(vec![" \" 403 ".into(), " \" 404 ".into()])
+        );
     }
 
     #[test]

@@ -84,6 +84,8 @@ proptest! {
                 let ex = p.extractor();
                 let mut cache = ex.create_cache();
                 let full = ex.full_extract(&mut cache, &msg);
+                // The pattern's own engine (a plan, when it has one) is the PikeVM's equal.
+                prop_assert_eq!(full, ex.reference_extract(&msg), "{} {} ({}) on {:?}", f.name(), p.id, ex.describe(), String::from_utf8_lossy(&msg));
                 if let Some(fast) = ex.split_extract(&mut cache, &msg) {
                     prop_assert_eq!(Some(fast), full, "{} {} on {:?}", f.name(), p.id, String::from_utf8_lossy(&msg));
                 }
@@ -136,6 +138,7 @@ proptest! {
         for (pattern, ex) in SYNTHETIC.iter().zip(SYNTH.iter()) {
             let mut cache = ex.create_cache();
             let full = ex.full_extract(&mut cache, &msg);
+            prop_assert_eq!(full, ex.reference_extract(&msg), "{} on {:?}", pattern, String::from_utf8_lossy(&msg));
             if let Some(fast) = ex.split_extract(&mut cache, &msg) {
                 prop_assert_eq!(Some(fast), full, "{} on {:?}", pattern, String::from_utf8_lossy(&msg));
             }

@@ -87,13 +87,15 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let mut n: u64 = 0;
+    let mut events: Vec<Ev> = Vec::new();
     while let Some(line) = reader
         .next_line()
         .with_context(|| format!("reading {}", args.logfile.display()))?
     {
         n += 1;
-        // Owned copies (a Vec that allocates only when a filter reports the line).
-        let mut events: Vec<Ev> = Vec::new();
+        // Owned copies, in a Vec reused from line to line; the user name is only printed
+        // with --json.
+        events.clear();
         scanner.scan(line, |e| {
             events.push(Ev {
                 filter: e.filter,
@@ -101,7 +103,11 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
                 kind: e.kind,
                 addr: e.addr,
                 time: e.time,
-                user: e.user.map(|u| lossy(u).into_owned()),
+                user: if args.json {
+                    e.user.map(|u| lossy(u).into_owned())
+                } else {
+                    None
+                },
             })
         });
         // Missed: no failure pattern matched (a note only records an address).
