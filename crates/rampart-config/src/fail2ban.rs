@@ -120,6 +120,24 @@ pub fn import(dir: &Path, all: bool) -> Result<Import, ConfigError> {
     })
 }
 
+/// A fail2ban `bantime` in seconds; `-1` (permanent) becomes [`PERMANENT_BAN`], with a
+/// warning.
+fn ban_secs(bantime: BanTime, warn: &mut impl FnMut(&str, String)) -> u64 {
+    match bantime {
+        BanTime::Secs(s) => s,
+        BanTime::Permanent => {
+            warn(
+                "bantime",
+                format!(
+                    "-1 (permanent) becomes {}: rampart's bans always carry a kernel timeout",
+                    format_duration(PERMANENT_BAN)
+                ),
+            );
+            PERMANENT_BAN.as_secs()
+        }
+    }
+}
+
 /// fail2ban's `recidive` jail as rampart's `[recidive]` section: `maxretry` bans (of any
 /// jail) within `findtime` earn a ban of `bantime` on all ports.
 fn write_recidive(
@@ -146,19 +164,7 @@ fn write_recidive(
     } else {
         r.maxretry
     };
-    let ban_secs = match r.bantime {
-        BanTime::Secs(s) => s,
-        BanTime::Permanent => {
-            warn(
-                "bantime",
-                format!(
-                    "-1 (permanent) becomes {}: rampart's bans always carry a kernel timeout",
-                    format_duration(PERMANENT_BAN)
-                ),
-            );
-            PERMANENT_BAN.as_secs()
-        }
-    };
+    let ban_secs = ban_secs(r.bantime, &mut warn);
     let _ = writeln!(out, "\n[recidive]");
     let _ = writeln!(out, "max_bans = {max_bans}");
     let _ = writeln!(out, "window = {}", q(&dur(r.findtime)));
@@ -217,19 +223,7 @@ fn write_jail(
     }
     let _ = writeln!(out, "max_failures = {}", j.maxretry);
     let _ = writeln!(out, "window = {}", q(&dur(j.findtime)));
-    let ban_secs = match j.bantime {
-        BanTime::Secs(s) => s,
-        BanTime::Permanent => {
-            warn(
-                "bantime",
-                format!(
-                    "-1 (permanent) becomes {}: rampart's bans always carry a kernel timeout",
-                    format_duration(PERMANENT_BAN)
-                ),
-            );
-            PERMANENT_BAN.as_secs()
-        }
-    };
+    let ban_secs = ban_secs(j.bantime, &mut warn);
     let _ = writeln!(out, "ban_for = {}", q(&dur(ban_secs)));
     if !j.ignoreip.is_empty() {
         let allow: Vec<String> = j.ignoreip.iter().map(|n| q(&n.to_string())).collect();
