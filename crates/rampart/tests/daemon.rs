@@ -3,76 +3,17 @@
 //! proven by the network-namespace tests in tests/e2e.rs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use rampart_core::{Clock, SystemClock};
 use serde_json::Value;
 
-static N: AtomicUsize = AtomicUsize::new(0);
-
-struct Tmp(PathBuf);
-impl Tmp {
-    fn new() -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "rampart-daemon-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A daemon process, killed when dropped.
-struct Daemon(Child);
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
-/// An sshd "Invalid user" line stamped now (UTC, syslog format).
-fn invalid_user(addr: &str) -> String {
-    let c = SystemClock.now().to_civil();
-    format!(
-        "{} {:>2} {:02}:{:02}:{:02} host sshd[4242]: Invalid user admin from {addr} port 50000\n",
-        MONTHS[usize::from(c.month) - 1],
-        c.day,
-        c.hour,
-        c.minute,
-        c.second
-    )
-}
-
-fn append(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
-
-fn rampart(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(args)
-        .output()
-        .expect("run rampart")
-}
+use common::{append, invalid_user, rampart, wait_for, Daemon, Tmp};
 
 struct Setup {
     tmp: Tmp,
@@ -125,46 +66,18 @@ ban_for = "1h"
 }
 
 fn start(s: &Setup) -> Daemon {
-    let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(["run", "--config"])
-        .arg(&s.config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the daemon");
-    let d = Daemon(child);
-    wait_for(
-        || ctl(s, &["status", "--json"]).status.success(),
-        "the socket",
-    );
-    d
+    common::start_daemon(
+        &["run".as_ref(), "--config".as_ref(), s.config.as_os_str()],
+        &s.socket,
+    )
 }
 
 fn ctl(s: &Setup, args: &[&str]) -> Output {
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--socket", &s.socket]);
-    rampart(&all)
+    common::ctl(&s.socket, args)
 }
 
 fn json(s: &Setup, args: &[&str]) -> Value {
-    let out = ctl(s, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn wait_for(mut ok: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
+    common::json(&s.socket, args)
 }
 
 fn banned(s: &Setup, net: &str) -> Option<Value> {

@@ -3,51 +3,14 @@
 //! live, keeping them across a restart, and showing reason, country and block.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+mod common;
 
-use rampart_core::{Clock, SystemClock};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
 use serde_json::Value;
 
-static N: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh directory under the system temp dir, removed when dropped.
-struct Tmp(PathBuf);
-impl Tmp {
-    fn new() -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "rampart-escalation-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-    fn file(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, content).unwrap();
-        p
-    }
-}
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn rampart(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(args)
-        .output()
-        .expect("run rampart")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{append, invalid_user, rampart, s, wait_for, Daemon, Tmp};
 
 fn apnic() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -216,41 +179,6 @@ fn four_addresses_of_a_prefix_or_two_jails_bans_are_not_enough() {
 
 // ---- the daemon ----
 
-/// A daemon process, killed when dropped.
-struct Daemon(Child);
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
-/// An sshd "Invalid user" line stamped now (UTC, syslog format).
-fn invalid_user(addr: &str) -> String {
-    let c = SystemClock.now().to_civil();
-    format!(
-        "{} {:>2} {:02}:{:02}:{:02} host sshd[4242]: Invalid user admin from {addr} port 50000\n",
-        MONTHS[usize::from(c.month) - 1],
-        c.day,
-        c.hour,
-        c.minute,
-        c.second
-    )
-}
-
-fn append(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
-
 struct Setup {
     _tmp: Tmp,
     config: PathBuf,
@@ -312,46 +240,18 @@ sources = ["{apnic}"]
 }
 
 fn start(s: &Setup) -> Daemon {
-    let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(["run", "--config"])
-        .arg(&s.config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the daemon");
-    let d = Daemon(child);
-    wait_for(
-        || ctl(s, &["status", "--json"]).status.success(),
-        "the socket",
-    );
-    d
+    common::start_daemon(
+        &["run".as_ref(), "--config".as_ref(), s.config.as_os_str()],
+        &s.socket,
+    )
 }
 
 fn ctl(s: &Setup, args: &[&str]) -> Output {
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--socket", &s.socket]);
-    rampart(&all)
+    common::ctl(&s.socket, args)
 }
 
 fn json(s: &Setup, args: &[&str]) -> Value {
-    let out = ctl(s, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn wait_for(mut ok: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
+    common::json(&s.socket, args)
 }
 
 fn ban_of(s: &Setup, jail: &str, net: &str) -> Option<Value> {

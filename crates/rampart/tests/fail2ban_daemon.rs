@@ -3,69 +3,14 @@
 //! read back through the control socket. Needs the Debian package `fail2ban`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-use rampart_core::{Clock, SystemClock};
+use std::path::Path;
+use std::time::Duration;
+
 use serde_json::Value;
 
-struct Tmp(PathBuf);
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The daemon, killed when dropped.
-struct Daemon(Child);
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
-/// An sshd "Failed password" line stamped now (UTC, syslog format).
-fn failed_password(addr: &str) -> String {
-    let c = SystemClock.now().to_civil();
-    format!(
-        "{} {:>2} {:02}:{:02}:{:02} host sshd[4242]: Failed password for root from {addr} port 50000 ssh2\n",
-        MONTHS[usize::from(c.month) - 1],
-        c.day,
-        c.hour,
-        c.minute,
-        c.second
-    )
-}
-
-fn append(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
-
-fn rampart(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(args)
-        .output()
-        .expect("run rampart")
-}
-
-fn wait_for(mut ok: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
+use common::{append, failed_password, wait_for, Tmp};
 
 #[test]
 fn run_fail2ban_bans_with_the_debian_sshd_filter() {
@@ -74,8 +19,7 @@ fn run_fail2ban_bans_with_the_debian_sshd_filter() {
             && Path::new("/etc/fail2ban/filter.d/sshd.conf").is_file(),
         "/etc/fail2ban is missing: install the Debian package `fail2ban`"
     );
-    let tmp = Tmp(std::env::temp_dir().join(format!("rampart-f2b-daemon-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&tmp.0);
+    let tmp = Tmp::new();
     let f2b = tmp.0.join("fail2ban");
     std::fs::create_dir_all(f2b.join("jail.d")).unwrap();
     for e in std::fs::read_dir("/etc/fail2ban").unwrap() {
@@ -108,20 +52,7 @@ fn run_fail2ban_bans_with_the_debian_sshd_filter() {
     )
     .unwrap();
     let sock = socket.display().to_string();
-    let ctl = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--socket", &sock]);
-        rampart(&all)
-    };
-    let json = |args: &[&str]| -> Value {
-        let out = ctl(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let json = |args: &[&str]| -> Value { common::json(&sock, args) };
     let banned = |net: &str| -> Option<Value> {
         json(&["bans", "--json"])
             .as_array()
@@ -130,17 +61,16 @@ fn run_fail2ban_bans_with_the_debian_sshd_filter() {
             .find(|b| b["net"] == net)
             .cloned()
     };
-    let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(["run", "--fail2ban"])
-        .arg(&f2b)
-        .arg("--config")
-        .arg(&base)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the daemon");
-    let _d = Daemon(child);
-    wait_for(|| ctl(&["status", "--json"]).status.success(), "the socket");
+    let _d = common::start_daemon(
+        &[
+            "run".as_ref(),
+            "--fail2ban".as_ref(),
+            f2b.as_os_str(),
+            "--config".as_ref(),
+            base.as_os_str(),
+        ],
+        &sock,
+    );
 
     append(&log, &failed_password("203.0.113.5").repeat(2));
     append(&log, &failed_password("198.51.100.9").repeat(4));
@@ -161,7 +91,7 @@ fn run_fail2ban_bans_with_the_debian_sshd_filter() {
     assert_eq!(status["backend"], "log-only");
 
     // A reload re-imports fail2ban's jails.
-    let out = ctl(&["reload"]);
+    let out = common::ctl(&sock, &["reload"]);
     assert!(
         out.status.success(),
         "{}",
