@@ -9,8 +9,8 @@ import importlib.util, os, sys, signal, time, tempfile, shutil
 spec = importlib.util.spec_from_file_location("db", os.path.join(os.path.dirname(os.path.abspath(__file__)), "daemon.py"))
 db = importlib.util.module_from_spec(spec); spec.loader.exec_module(db)
 db.IP = db.which("ip"); db.NFT = db.which("nft")
-import os as _o
-if _o.environ.get("TUNE"): db.ENV = dict(db.ENV, GLIBC_TUNABLES=_o.environ["TUNE"])
+if os.environ.get("TUNE"):
+    db.ENV = dict(db.ENV, GLIBC_TUNABLES=os.environ["TUNE"])
 BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target/release/rampart")
 
 def smaps(pid, label):
