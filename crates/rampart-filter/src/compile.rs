@@ -13,14 +13,19 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use regex_automata::util::syntax;
 use regex_automata::{meta, Anchored, Input};
+use regex_syntax::hir::literal;
 
 use crate::extract::{ExtractCache, Extractor};
+use crate::plan::Plan;
 
 use crate::def::{Attempt, FilterConfig, ParamValues, PatternConfig, ResolvedParam};
 use crate::host::{parse_host, HOST_REGEX, HOST_TAG};
 use crate::literal::required_literals;
 use crate::time::FormatChoice;
 use crate::FilterError;
+
+/// The shortest leading literal of a pattern's part after the prefix for [`Dispatch`].
+const MIN_LEAD: usize = 4;
 
 /// Compiled regexes larger than this are refused (a filter is data, possibly untrusted).
 const REGEX_SIZE_LIMIT: usize = 4 << 20;
@@ -71,6 +76,89 @@ pub struct Filter {
     prefilter: Option<AhoCorasick>,
     /// Finds which patterns can match a message (see [`Filter::match_message`]).
     selector: Option<Selector>,
+    /// The prefix matched once per line, then the patterns its next bytes allow.
+    dispatch: Option<Dispatch>,
+}
+
+/// Patterns that share the filter's prefix, matched as "prefix once, then each candidate
+/// pattern's own part from where the prefix ends". Built only when the prefix has a plan
+/// that one byte decides whatever part follows it ([`Plan::prefix`]): its single match is
+/// then the prefix part of every pattern's match, so a line the prefix does not match
+/// matches no pattern, and a pattern can only match if its part matches at the prefix's
+/// end. Each part's leading literals (every match of the part starts with one) pick the
+/// candidates by the bytes at the prefix's end; every part must have them.
+/// The tests compare this path with the combined automaton on every corpus line.
+#[derive(Debug)]
+struct Dispatch {
+    prefix: Plan,
+    /// Leading literals of the parts by their first byte, each with the bit of its part.
+    leads: Box<[Leads; 256]>,
+    /// Each pattern's part after the prefix.
+    parts: Vec<Extractor>,
+}
+
+/// Leading literals that start with one byte, each with the bits of the parts it starts.
+type Leads = Vec<(Box<[u8]>, u64)>;
+
+impl Dispatch {
+    /// `parts`: each pattern's regex after the prefix, `<HOST>` expanded. `None` when the
+    /// shape does not allow it (the filter then uses its other paths).
+    fn new(prefix: &str, parts: &[String]) -> Option<Self> {
+        // Flags set in the prefix (`(?i)`) would reach into the parts: not split then.
+        let bytes = prefix.as_bytes();
+        if bytes.windows(3).any(|w| {
+            w[0] == b'('
+                && w[1] == b'?'
+                && (w[2].is_ascii_alphabetic() || w[2] == b'-')
+                && w[2] != b'P'
+        }) || parts.len() > 64
+        {
+            return None;
+        }
+        let parse = |p: &str| {
+            regex_syntax::ParserBuilder::new()
+                .unicode(false)
+                .utf8(false)
+                .build()
+                .parse(p)
+                .ok()
+        };
+        let prefix_hir = parse(prefix)?;
+        let part_hirs = parts.iter().map(|p| parse(p)).collect::<Option<Vec<_>>>()?;
+        let plan = Plan::prefix(&prefix_hir, &part_hirs)?;
+        let mut lits: Vec<(Vec<u8>, u64)> = Vec::new();
+        let mut extractors = Vec::with_capacity(parts.len());
+        for (i, hir) in part_hirs.iter().enumerate() {
+            let seq = literal::Extractor::new()
+                .kind(literal::ExtractKind::Prefix)
+                .limit_class(4)
+                .limit_total(64)
+                .extract(hir);
+            // Every part must start with a selective literal: matching the prefix on every
+            // line only pays when its next bytes rule most lines out. (Filters whose parts
+            // start with `"` or a class are better served by the line's literal scan.)
+            match seq.literals() {
+                Some(ls) if !ls.is_empty() && ls.iter().all(|l| l.as_bytes().len() >= MIN_LEAD) => {
+                    lits.extend(ls.iter().map(|l| (l.as_bytes().to_vec(), 1u64 << i)));
+                }
+                _ => return None,
+            }
+            extractors.push(Extractor::new(hir).ok()?);
+        }
+        let mut leads: Box<[Leads; 256]> = Box::new(std::array::from_fn(|_| Vec::new()));
+        for (l, bit) in lits {
+            let bucket = &mut leads[usize::from(l[0])];
+            match bucket.iter_mut().find(|(q, _)| **q == *l) {
+                Some((_, bits)) => *bits |= bit,
+                None => bucket.push((l.into(), bit)),
+            }
+        }
+        Some(Self {
+            prefix: plan,
+            leads,
+            parts: extractors,
+        })
+    }
 }
 
 /// The patterns that may match a line: a bit per pattern, or `None` for "use the combined
@@ -137,6 +225,8 @@ impl Selector {
 #[derive(Debug)]
 pub struct Scratch {
     caches: Vec<ExtractCache>,
+    /// For the parts after the prefix (see [`Dispatch`]).
+    part_caches: Vec<ExtractCache>,
 }
 
 /// What a pattern captured on one line.
@@ -384,6 +474,18 @@ impl Filter {
             None
         };
         let selector = Selector::new(&patterns);
+        let dispatch = match config.prefix.as_deref() {
+            Some(prefix) => {
+                let parts = config
+                    .failure
+                    .iter()
+                    .chain(&config.note)
+                    .map(|p| p.regex.replace(HOST_TAG, HOST_REGEX))
+                    .collect::<Vec<_>>();
+                Dispatch::new(&prefix.replace(HOST_TAG, HOST_REGEX), &parts)
+            }
+            None => None,
+        };
         Ok(Self {
             name: name.to_owned(),
             description: config.description.clone(),
@@ -397,6 +499,7 @@ impl Filter {
             ignore,
             prefilter,
             selector,
+            dispatch,
         })
     }
 
@@ -469,6 +572,11 @@ impl Filter {
                 .iter()
                 .map(|p| p.extractor.create_cache())
                 .collect(),
+            part_caches: self
+                .dispatch
+                .iter()
+                .flat_map(|d| d.parts.iter().map(Extractor::create_cache))
+                .collect(),
         }
     }
 
@@ -498,6 +606,11 @@ impl Filter {
     /// for every pattern, the candidates come from the literals the message contains;
     /// otherwise one pass of the combined automaton picks the pattern.
     pub fn match_message<'a>(&self, scratch: &mut Scratch, msg: &'a [u8]) -> Verdict<'a> {
+        if self.dispatch.is_some() {
+            return self
+                .match_dispatch(scratch, msg)
+                .unwrap_or(Verdict::NoMatch);
+        }
         match self.candidates(msg) {
             Some(c) => self.match_candidates(scratch, msg, c),
             None => Verdict::NoMatch,
@@ -524,6 +637,42 @@ impl Filter {
             }
         }
         Verdict::NoMatch
+    }
+
+    /// Whether the filter matches its prefix once per line and then the patterns its next
+    /// bytes allow ([`Filter::match_dispatch`]).
+    pub fn has_dispatch(&self) -> bool {
+        self.dispatch.is_some()
+    }
+
+    /// Runs a filter with a shared prefix on one message: `None` when the line is no
+    /// candidate at all (the prefix does not match, or no pattern can start where it
+    /// ends; also when the filter has no such path), else the verdict.
+    pub fn match_dispatch<'a>(&self, scratch: &mut Scratch, msg: &'a [u8]) -> Option<Verdict<'a>> {
+        let d = self.dispatch.as_ref()?;
+        let (end, head) = d.prefix.run(msg, 0)?;
+        let rest = &msg[end..];
+        let mut mask = 0u64;
+        if let Some(&b) = rest.first() {
+            for (lit, bit) in &d.leads[usize::from(b)] {
+                if rest.starts_with(lit) {
+                    mask |= bit;
+                }
+            }
+        }
+        if mask == 0 {
+            return None;
+        }
+        while mask != 0 {
+            let index = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            if let Some(part) = d.parts[index].extract_at(&mut scratch.part_caches[index], msg, end)
+            {
+                let spans = [0, 1, 2].map(|k| part[k].or(head[k]));
+                return Some(self.verdict(index, spans, msg));
+            }
+        }
+        Some(Verdict::NoMatch)
     }
 
     /// [`Filter::match_message`] by the combined automaton alone (public for the tests that

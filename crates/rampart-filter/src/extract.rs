@@ -288,10 +288,19 @@ impl Extractor {
     /// The groups of this pattern on `msg` (an anchored match at its start); `None` if it
     /// does not match.
     pub fn extract(&self, cache: &mut ExtractCache, msg: &[u8]) -> Option<Spans> {
-        match self.split_decide(cache, msg) {
+        self.extract_at(cache, msg, 0)
+    }
+
+    /// The groups of this pattern matched anchored at `start` in `msg` (the bytes before
+    /// `start` count only as context, as for `^` or `\b`); spans are offsets in `msg`.
+    pub fn extract_at(&self, cache: &mut ExtractCache, msg: &[u8], start: usize) -> Option<Spans> {
+        match self.split_decide(cache, msg, start) {
             Fast::Match(spans) => Some(spans),
             Fast::NoMatch => None,
-            Fast::Unknown => self.full_extract(cache, msg),
+            Fast::Unknown => self
+                .full
+                .run(&mut cache.full, msg, start)
+                .map(|(_, spans)| spans),
         }
     }
 
@@ -318,16 +327,29 @@ impl Extractor {
 
     /// [`Extractor::reference_extract`] with reused scratch space.
     pub fn reference_extract_with(&self, cache: &mut ReferenceCache, msg: &[u8]) -> Option<Spans> {
+        self.reference_extract_at(cache, msg, 0)
+    }
+
+    /// [`Extractor::reference_extract_with`] anchored at `start`.
+    pub fn reference_extract_at(
+        &self,
+        cache: &mut ReferenceCache,
+        msg: &[u8],
+        start: usize,
+    ) -> Option<Spans> {
         let ReferenceCache(c, caps) = cache;
-        self.reference
-            .captures(c, Input::new(msg).anchored(Anchored::Yes), caps);
+        self.reference.captures(
+            c,
+            Input::new(msg).range(start..).anchored(Anchored::Yes),
+            caps,
+        );
         caps.is_match()
             .then(|| spans_of(&groups_of(self.reference.get_nfa()), caps))
     }
 
     /// The fast path only; `None` when it does not apply or cannot decide.
     pub fn split_extract(&self, cache: &mut ExtractCache, msg: &[u8]) -> Option<Spans> {
-        match self.split_decide(cache, msg) {
+        match self.split_decide(cache, msg, 0) {
             Fast::Match(spans) => Some(spans),
             Fast::NoMatch | Fast::Unknown => None,
         }
@@ -336,10 +358,10 @@ impl Extractor {
     /// Whether the fast path rules the line out: A matches no prefix of it, so
     /// `A .* B` cannot match (the general engine would say the same, only slower).
     pub fn split_rules_out(&self, cache: &mut ExtractCache, msg: &[u8]) -> bool {
-        matches!(self.split_decide(cache, msg), Fast::NoMatch)
+        matches!(self.split_decide(cache, msg, 0), Fast::NoMatch)
     }
 
-    fn split_decide(&self, cache: &mut ExtractCache, msg: &[u8]) -> Fast {
+    fn split_decide(&self, cache: &mut ExtractCache, msg: &[u8], start: usize) -> Fast {
         let (Some(split), Some(hc), Some(tc)) = (
             self.split.as_ref(),
             cache.head.as_mut(),
@@ -347,7 +369,7 @@ impl Extractor {
         ) else {
             return Fast::Unknown;
         };
-        let Some((a, head)) = split.head.run(hc, msg, 0) else {
+        let Some((a, head)) = split.head.run(hc, msg, start) else {
             return Fast::NoMatch;
         };
         let from = a + split.min_gap;
@@ -366,7 +388,7 @@ impl Extractor {
         }
         // A's preferred end left no split. Another end of A might, but only if B's leading
         // literal occurs somewhere at all; when it does not, nothing can match.
-        if memchr::memmem::find(msg, &split.tail_literal).is_none() {
+        if memchr::memmem::find(&msg[start..], &split.tail_literal).is_none() {
             return Fast::NoMatch;
         }
         Fast::Unknown

@@ -97,8 +97,9 @@ enum Node {
         max: Option<usize>,
     },
     Seq(Vec<Node>),
-    /// Mutually exclusive branches.
-    Alt(Vec<Node>),
+    /// Mutually exclusive branches, each with the bytes it can start with (every branch
+    /// consumes, so one whose set lacks the next byte is skipped without a try).
+    Alt(Vec<(ByteSet, Node)>),
     /// A part that consumes at least one byte, `min..=max` times, greedily.
     Repeat {
         sub: Box<Node>,
@@ -149,14 +150,7 @@ impl Plan {
     /// head of it that records every group has that shape (the rest then runs on an
     /// automaton).
     pub fn new(hir: &Hir) -> Option<Self> {
-        let (items, start_anchored): (&[Hir], bool) = match hir.kind() {
-            HirKind::Concat(items) => match items.first().map(Hir::kind) {
-                Some(HirKind::Look(Look::Start)) => (&items[1..], true),
-                _ => (items, false),
-            },
-            HirKind::Look(Look::Start) => (&[], true),
-            _ => (std::slice::from_ref(hir), false),
-        };
+        let (items, start_anchored) = leading_start(hir);
         let end = Follow {
             first: ByteSet::default(),
         };
@@ -193,6 +187,24 @@ impl Plan {
         None
     }
 
+    /// The plan of a prefix that each of `bodies` may follow (`prefix body` is a pattern),
+    /// built as if followed by any of them: its one match is then the prefix part of the
+    /// match of every `prefix body` (the choices it makes depend on the bytes, not on which
+    /// body follows), so the prefix can be matched once and each body from where it ends.
+    /// `None` unless the whole prefix has a plan.
+    pub fn prefix(prefix: &Hir, bodies: &[Hir]) -> Option<Self> {
+        let (items, start_anchored) = leading_start(prefix);
+        let first = bodies
+            .iter()
+            .fold(ByteSet::default(), |f, b| f.union(first_one(b).0));
+        let (root, _) = build_seq(items, Follow { first })?;
+        Some(Self {
+            root,
+            start_anchored,
+            rest: None,
+        })
+    }
+
     /// Whether part of the pattern runs on an automaton ("plan+dfa" in reports).
     pub fn has_rest(&self) -> bool {
         self.rest.is_some()
@@ -214,6 +226,19 @@ impl Plan {
             (s != NONE && e != NONE).then_some((s, e))
         });
         Some((end, spans))
+    }
+}
+
+/// The items of a pattern as a concatenation, without a leading `^` (and whether it had
+/// one).
+fn leading_start(hir: &Hir) -> (&[Hir], bool) {
+    match hir.kind() {
+        HirKind::Concat(items) => match items.first().map(Hir::kind) {
+            Some(HirKind::Look(Look::Start)) => (&items[1..], true),
+            _ => (items, false),
+        },
+        HirKind::Look(Look::Start) => (&[], true),
+        _ => (std::slice::from_ref(hir), false),
     }
 }
 
@@ -277,61 +302,33 @@ fn first_one(hir: &Hir) -> (ByteSet, bool) {
 fn step(node: &Node, hay: &[u8], at: usize, slots: &mut Slots) -> Option<usize> {
     match node {
         Node::Empty => Some(at),
-        Node::Literal(lit) => hay[at..].starts_with(lit).then_some(at + lit.len()),
-        Node::Run { class, min, max } => {
-            let limit = match max {
-                Some(m) => hay.len().min(at.saturating_add(*m)),
-                None => hay.len(),
-            };
-            let mut p = at;
-            while p < limit && class[usize::from(hay[p])] {
-                p += 1;
-            }
-            (p - at >= *min).then_some(p)
-        }
+        Node::Literal(lit) => literal_at(hay, at, lit).then_some(at + lit.len()),
+        Node::Run { class, min, max } => run(class, *min, *max, hay, at),
         Node::Seq(items) => {
+            // Literals and runs inline: most items of a sequence are one or the other.
             let mut p = at;
             for item in items {
-                p = step(item, hay, p, slots)?;
+                p = match item {
+                    Node::Literal(lit) => {
+                        if !literal_at(hay, p, lit) {
+                            return None;
+                        }
+                        p + lit.len()
+                    }
+                    Node::Run { class, min, max } => run(class, *min, *max, hay, p)?,
+                    _ => step(item, hay, p, slots)?,
+                };
             }
             Some(p)
         }
-        Node::Alt(branches) => {
-            let saved = *slots;
-            for b in branches {
-                if let Some(p) = step(b, hay, at, slots) {
-                    return Some(p);
-                }
-                *slots = saved;
-            }
-            None
-        }
+        Node::Alt(branches) => alt(branches, hay, at, slots),
         Node::Repeat {
             sub,
             first,
             min,
             max,
             groups,
-        } => {
-            let mut p = at;
-            let mut n = 0usize;
-            while max.is_none_or(|m| n < m) && p < hay.len() && first[usize::from(hay[p])] {
-                let saved = *slots;
-                match step(sub, hay, p, slots) {
-                    Some(q) => {
-                        p = q;
-                        n += 1;
-                    }
-                    None => {
-                        if *groups {
-                            *slots = saved;
-                        }
-                        break;
-                    }
-                }
-            }
-            (n >= *min).then_some(p)
-        }
+        } => repeat(sub, first, *min, *max, *groups, hay, at, slots),
         Node::Group(k, sub) => {
             let end = step(sub, hay, at, slots)?;
             slots[2 * k] = at;
@@ -340,6 +337,85 @@ fn step(node: &Node, hay: &[u8], at: usize, slots: &mut Slots) -> Option<usize> 
         }
         Node::End => (at == hay.len()).then_some(at),
     }
+}
+
+/// Whether `lit` occurs in `hay` at `at` (literals in patterns are short: a byte loop
+/// beats a call to `memcmp`).
+#[inline]
+fn literal_at(hay: &[u8], at: usize, lit: &[u8]) -> bool {
+    match hay.get(at..at + lit.len()) {
+        Some(h) => h.iter().zip(lit).all(|(a, b)| a == b),
+        None => false,
+    }
+}
+
+/// The longest run of `class` bytes at `at` (at most `max`), if at least `min` long.
+#[inline]
+fn run(
+    class: &[bool; 256],
+    min: usize,
+    max: Option<usize>,
+    hay: &[u8],
+    at: usize,
+) -> Option<usize> {
+    let limit = match max {
+        Some(m) => hay.len().min(at.saturating_add(m)),
+        None => hay.len(),
+    };
+    let mut p = at;
+    while p < limit && class[usize::from(hay[p])] {
+        p += 1;
+    }
+    (p - at >= min).then_some(p)
+}
+
+// Kept out of `step` so that its frame (the saved slots) is paid only where needed.
+#[inline(never)]
+fn alt(branches: &[(ByteSet, Node)], hay: &[u8], at: usize, slots: &mut Slots) -> Option<usize> {
+    let &b = hay.get(at)?;
+    let saved = *slots;
+    for (first, node) in branches {
+        if !first.has(b) {
+            continue;
+        }
+        if let Some(p) = step(node, hay, at, slots) {
+            return Some(p);
+        }
+        *slots = saved;
+    }
+    None
+}
+
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn repeat(
+    sub: &Node,
+    first: &[bool; 256],
+    min: usize,
+    max: Option<usize>,
+    groups: bool,
+    hay: &[u8],
+    at: usize,
+    slots: &mut Slots,
+) -> Option<usize> {
+    let mut p = at;
+    let mut n = 0usize;
+    while max.is_none_or(|m| n < m) && p < hay.len() && first[usize::from(hay[p])] {
+        let saved = *slots;
+        match step(sub, hay, p, slots) {
+            Some(q) => {
+                p = q;
+                n += 1;
+            }
+            None => {
+                if groups {
+                    *slots = saved;
+                }
+                break;
+            }
+        }
+    }
+    (n >= min).then_some(p)
 }
 
 /// Builds a concatenation right to left, so each item knows what follows it.
@@ -527,7 +603,8 @@ fn build(hir: &Hir, follow: Follow) -> Option<(Node, Info)> {
                     groups: acc.groups || i.groups,
                 },
             );
-            Some((Node::Alt(nodes), info))
+            let branches = infos.iter().map(|i| i.first).zip(nodes).collect();
+            Some((Node::Alt(branches), info))
         }
         HirKind::Repetition(rep) => {
             if !rep.greedy {
@@ -643,6 +720,24 @@ mod tests {
             Some((22, [Some((0, 9)), None, None]))
         );
         assert_eq!(p.run(b"192.0.2.1 - /y 404", 0), None);
+    }
+
+    #[test]
+    fn a_prefix_plan_needs_one_byte_to_tell_it_from_every_part_after_it() {
+        let prefix = hir(r"^(?P<conn>\S+ d\[\d+\]:) (?:kernel: )?");
+        let parts = [hir(r"Failed for (?P<host>\S+)$"), hir(r"Invalid user x")];
+        let plan = Plan::prefix(&prefix, &parts).unwrap();
+        let hay = b"h d[12]: kernel: Failed for 192.0.2.1";
+        assert_eq!(plan.run(hay, 0), Some((17, [None, None, Some((0, 8))])));
+        assert_eq!(
+            plan.run(b"h d[12]: Invalid user x", 0).map(|r| r.0),
+            Some(9)
+        );
+        assert_eq!(plan.run(b"h e[12]: Invalid user x", 0), None);
+        // A part that may start with the optional part's first byte: one byte cannot tell
+        // where the prefix ends.
+        let parts = [hir(r"Failed"), hir(r"kex_exchange")];
+        assert!(Plan::prefix(&prefix, &parts).is_none());
     }
 
     #[test]

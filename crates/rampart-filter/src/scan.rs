@@ -392,9 +392,13 @@ impl Scanner {
         mut emit: impl FnMut(Event<'a>),
     ) -> Option<Timestamp> {
         self.stats.lines += 1;
+        // The line's time, parsed at most once; counted in the stats when every line's is
+        // wanted, else once some filter finds the line a candidate.
         let mut stamp: Option<Option<Stamp>> = None;
+        let mut counted = false;
         if self.time_every_line {
             stamp = Some(parse_time(&mut self.time, &mut self.stats, line));
+            counted = true;
         }
         let which = match &self.combined {
             Some(c) => c.filters(line),
@@ -407,27 +411,34 @@ impl Scanner {
             if fi < 64 && which & (1u64 << fi) == 0 {
                 continue;
             }
-            let Some(candidates) = slot.filter.candidates(line) else {
-                continue;
-            };
-            slot.stats.candidates += 1;
-            let st = match stamp {
-                Some(s) => s,
-                None => {
-                    let s = parse_time(&mut self.time, &mut self.stats, line);
-                    stamp = Some(s);
-                    s
+            // A filter with a shared prefix needs the message to say whether the line is
+            // a candidate; the others decide from the literals of the raw line first.
+            let candidates = if slot.filter.has_dispatch() {
+                None
+            } else {
+                match slot.filter.candidates(line) {
+                    Some(c) => Some(c),
+                    None => continue,
                 }
             };
+            let st = *stamp.get_or_insert_with(|| self.time.parse(line));
             let msg = match st {
                 Some(s) => &line[s.message_start.min(line.len())..],
                 None => line,
             };
-            let time = st.map(|s| s.time);
-            let verdict = slot
-                .filter
-                .match_candidates(&mut slot.scratch, msg, candidates);
-            if let Some(event) = judge(slot, fi, verdict, time) {
+            let verdict = match candidates {
+                Some(c) => slot.filter.match_candidates(&mut slot.scratch, msg, c),
+                None => match slot.filter.match_dispatch(&mut slot.scratch, msg) {
+                    Some(v) => v,
+                    None => continue,
+                },
+            };
+            slot.stats.candidates += 1;
+            if !counted {
+                count_time(&mut self.stats, st);
+                counted = true;
+            }
+            if let Some(event) = judge(slot, fi, verdict, st.map(|s| s.time)) {
                 emit(event);
             }
         }
@@ -453,13 +464,19 @@ impl Scanner {
             if fi < 64 && which & (1u64 << fi) == 0 {
                 continue;
             }
-            let Some(candidates) = slot.filter.candidates(message) else {
-                continue;
+            let verdict = if slot.filter.has_dispatch() {
+                match slot.filter.match_dispatch(&mut slot.scratch, message) {
+                    Some(v) => v,
+                    None => continue,
+                }
+            } else {
+                let Some(candidates) = slot.filter.candidates(message) else {
+                    continue;
+                };
+                slot.filter
+                    .match_candidates(&mut slot.scratch, message, candidates)
             };
             slot.stats.candidates += 1;
-            let verdict = slot
-                .filter
-                .match_candidates(&mut slot.scratch, message, candidates);
             if let Some(event) = judge(slot, fi, verdict, Some(time)) {
                 emit(event);
             }
@@ -689,11 +706,15 @@ fn slots_filters(slots: &[Slot]) -> Vec<Arc<Filter>> {
 
 fn parse_time(time: &mut TimeParser, stats: &mut ScanStats, line: &[u8]) -> Option<Stamp> {
     let s = time.parse(line);
+    count_time(stats, s);
+    s
+}
+
+fn count_time(stats: &mut ScanStats, s: Option<Stamp>) {
     match s {
         Some(_) => stats.timed += 1,
         None => stats.no_timestamp += 1,
     }
-    s
 }
 
 #[cfg(test)]

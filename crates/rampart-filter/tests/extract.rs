@@ -181,3 +181,23 @@ proptest! {
         }
     }
 }
+
+/// The prefix path (prefix matched once per line, then the patterns whose leading literal
+/// follows it) is taken where the patterns start with selective literals, and not where
+/// they start with `"` (there the line's literal scan rules out more lines for less).
+/// The proptest above checks that both paths agree wherever it is taken.
+#[test]
+fn the_prefix_path_is_taken_where_patterns_start_with_literals() {
+    let with: Vec<&str> = FILTERS
+        .iter()
+        .filter(|f| f.has_dispatch())
+        .map(Filter::name)
+        .collect();
+    for name in ["sshd", "nginx-auth", "nginx-limit-req"] {
+        assert!(
+            with.contains(&name),
+            "{name} should match its prefix once: {with:?}"
+        );
+    }
+    assert!(!with.contains(&"web-badbots"), "{with:?}");
+}
