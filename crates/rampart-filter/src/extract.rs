@@ -146,8 +146,10 @@ impl Engine {
 struct Split {
     head: Engine,
     tail: Engine,
-    /// B's leading literal: every feasible split starts with it.
-    tail_literal: Vec<u8>,
+    /// Searchers for B's leading literal (every feasible split starts with it), built once:
+    /// building one per line costs more than the search.
+    tail_find: memchr::memmem::Finder<'static>,
+    tail_rfind: memchr::memmem::FinderRev<'static>,
     /// 0 for `.*`, 1 for `.+`.
     min_gap: usize,
     /// Which of host/user/conn the `.*` itself captures, if any.
@@ -230,7 +232,8 @@ fn split_of(hir: &Hir) -> Option<Split> {
     Some(Split {
         head,
         tail,
-        tail_literal: lit.0.to_vec(),
+        tail_find: memchr::memmem::Finder::new(&lit.0).into_owned(),
+        tail_rfind: memchr::memmem::FinderRev::new(&lit.0).into_owned(),
         min_gap,
         gap_group: name.and_then(|n| NAMES.iter().position(|&x| x == n)),
     })
@@ -376,7 +379,7 @@ impl Extractor {
         if from > msg.len() {
             return Fast::Unknown;
         }
-        for rel in memchr::memmem::rfind_iter(&msg[from..], &split.tail_literal) {
+        for rel in split.tail_rfind.rfind_iter(&msg[from..]) {
             let s = from + rel;
             if let Some((_, tail)) = split.tail.run(tc, msg, s) {
                 let mut spans: Spans = [0, 1, 2].map(|k| head[k].or(tail[k]));
@@ -388,7 +391,7 @@ impl Extractor {
         }
         // A's preferred end left no split. Another end of A might, but only if B's leading
         // literal occurs somewhere at all; when it does not, nothing can match.
-        if memchr::memmem::find(&msg[start..], &split.tail_literal).is_none() {
+        if split.tail_find.find(&msg[start..]).is_none() {
             return Fast::NoMatch;
         }
         Fast::Unknown

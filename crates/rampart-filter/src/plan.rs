@@ -97,6 +97,9 @@ enum Node {
         max: Option<usize>,
     },
     Seq(Vec<Node>),
+    /// Literals and runs one after the other (the bulk of most patterns), matched in one
+    /// loop that only has to tell the two apart.
+    Chain(Vec<Atom>),
     /// Mutually exclusive branches, each with the bytes it can start with (every branch
     /// consumes, so one whose set lacks the next byte is skipped without a try).
     Alt(Vec<(ByteSet, Node)>),
@@ -112,6 +115,17 @@ enum Node {
     /// A recorded group (index into [`NAMES`]).
     Group(usize, Box<Node>),
     End,
+}
+
+/// An item of a [`Node::Chain`].
+#[derive(Debug)]
+enum Atom {
+    Literal(Box<[u8]>),
+    Run {
+        class: Box<[bool; 256]>,
+        min: usize,
+        max: Option<usize>,
+    },
 }
 
 /// Facts about a node, for the conditions above.
@@ -301,41 +315,61 @@ fn first_one(hir: &Hir) -> (ByteSet, bool) {
 
 fn step(node: &Node, hay: &[u8], at: usize, slots: &mut Slots) -> Option<usize> {
     match node {
-        Node::Empty => Some(at),
-        Node::Literal(lit) => literal_at(hay, at, lit).then_some(at + lit.len()),
-        Node::Run { class, min, max } => run(class, *min, *max, hay, at),
-        Node::Seq(items) => {
-            // Literals and runs inline: most items of a sequence are one or the other.
-            let mut p = at;
-            for item in items {
-                p = match item {
-                    Node::Literal(lit) => {
-                        if !literal_at(hay, p, lit) {
-                            return None;
-                        }
-                        p + lit.len()
-                    }
-                    Node::Run { class, min, max } => run(class, *min, *max, hay, p)?,
-                    _ => step(item, hay, p, slots)?,
-                };
-            }
-            Some(p)
+        Node::Seq(items) => seq(items, hay, at, slots),
+        _ => item(node, hay, at, slots),
+    }
+}
+
+/// The items of a sequence one after the other. Tests in the order of how common the
+/// kinds are (literals and runs first) rather than one jump on the kind: a chain of
+/// predictable branches costs less than an indirect jump whose target changes with
+/// every item.
+fn seq(items: &[Node], hay: &[u8], at: usize, slots: &mut Slots) -> Option<usize> {
+    let mut p = at;
+    for node in items {
+        p = item(node, hay, p, slots)?;
+    }
+    Some(p)
+}
+
+#[inline(always)]
+fn item(node: &Node, hay: &[u8], at: usize, slots: &mut Slots) -> Option<usize> {
+    if let Node::Chain(atoms) = node {
+        return chain(atoms, hay, at);
+    }
+    if let Node::Literal(lit) = node {
+        return literal_at(hay, at, lit).then_some(at + lit.len());
+    }
+    if let Node::Run { class, min, max } = node {
+        return run(class, *min, *max, hay, at);
+    }
+    if let Node::Repeat {
+        sub,
+        first,
+        min,
+        max,
+        groups,
+    } = node
+    {
+        // An optional or repeated part that cannot start here is skipped without a call.
+        if *min == 0 && hay.get(at).is_none_or(|&b| !first[usize::from(b)]) {
+            return Some(at);
         }
-        Node::Alt(branches) => alt(branches, hay, at, slots),
-        Node::Repeat {
-            sub,
-            first,
-            min,
-            max,
-            groups,
-        } => repeat(sub, first, *min, *max, *groups, hay, at, slots),
-        Node::Group(k, sub) => {
-            let end = step(sub, hay, at, slots)?;
-            slots[2 * k] = at;
-            slots[2 * k + 1] = end;
-            Some(end)
-        }
+        return repeat(sub, first, *min, *max, *groups, hay, at, slots);
+    }
+    if let Node::Alt(branches) = node {
+        return alt(branches, hay, at, slots);
+    }
+    if let Node::Group(k, sub) = node {
+        let end = step(sub, hay, at, slots)?;
+        slots[2 * k] = at;
+        slots[2 * k + 1] = end;
+        return Some(end);
+    }
+    match node {
+        Node::Seq(items) => seq(items, hay, at, slots),
         Node::End => (at == hay.len()).then_some(at),
+        _ => Some(at),
     }
 }
 
@@ -453,9 +487,52 @@ fn build_seq(items: &[Hir], follow: Follow) -> Option<(Node, Info)> {
     let node = match nodes.len() {
         0 => Node::Empty,
         1 => nodes.pop()?,
-        _ => Node::Seq(nodes),
+        _ => chained(nodes),
     };
     Some((node, info))
+}
+
+/// A sequence with its consecutive literals and runs gathered into chains.
+fn chained(nodes: Vec<Node>) -> Node {
+    let mut out = Vec::with_capacity(nodes.len());
+    let mut atoms = Vec::new();
+    for node in nodes {
+        match node {
+            Node::Literal(l) => atoms.push(Atom::Literal(l)),
+            Node::Run { class, min, max } => atoms.push(Atom::Run { class, min, max }),
+            other => {
+                if !atoms.is_empty() {
+                    out.push(Node::Chain(std::mem::take(&mut atoms)));
+                }
+                out.push(other);
+            }
+        }
+    }
+    if !atoms.is_empty() {
+        out.push(Node::Chain(atoms));
+    }
+    match out.len() {
+        1 => out.pop().unwrap_or(Node::Empty),
+        _ => Node::Seq(out),
+    }
+}
+
+/// Matches a chain at `at`: its end.
+#[inline]
+fn chain(atoms: &[Atom], hay: &[u8], at: usize) -> Option<usize> {
+    let mut p = at;
+    for atom in atoms {
+        p = match atom {
+            Atom::Literal(lit) => {
+                if !literal_at(hay, p, lit) {
+                    return None;
+                }
+                p + lit.len()
+            }
+            Atom::Run { class, min, max } => run(class, *min, *max, hay, p)?,
+        };
+    }
+    Some(p)
 }
 
 fn class_set(class: &Class) -> Option<ByteSet> {

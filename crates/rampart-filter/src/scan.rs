@@ -168,8 +168,36 @@ struct Conn {
 #[derive(Debug, Default)]
 struct Connections {
     hasher: std::hash::RandomState,
-    map: HashMap<u64, (Box<[u8]>, Conn), BuildHasherDefault<PreHashed>>,
+    map: HashMap<u64, (ConnKey, Conn), BuildHasherDefault<PreHashed>>,
     order: VecDeque<u64>,
+}
+
+/// A connection id as stored: inline when short (sshd's `host sshd[pid]:` is), so that
+/// checking it costs no pointer chase and a new connection no allocation.
+#[derive(Debug)]
+enum ConnKey {
+    Short { len: u8, bytes: [u8; 30] },
+    Long(Box<[u8]>),
+}
+
+impl ConnKey {
+    fn new(id: &[u8]) -> Self {
+        match u8::try_from(id.len()) {
+            Ok(len) if id.len() <= 30 => {
+                let mut bytes = [0u8; 30];
+                bytes[..id.len()].copy_from_slice(id);
+                Self::Short { len, bytes }
+            }
+            _ => Self::Long(id.into()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Short { len, bytes } => &bytes[..usize::from(*len)],
+            Self::Long(b) => b,
+        }
+    }
 }
 
 /// A hasher for keys that are hashes already.
@@ -200,7 +228,7 @@ impl Connections {
         let h = self.hasher.hash_one(conn);
         let mut evicted = false;
         let fresh = match self.map.get(&h) {
-            Some((key, _)) => **key != *conn,
+            Some((key, _)) => key.as_bytes() != conn,
             None => true,
         };
         if fresh {
@@ -213,7 +241,11 @@ impl Connections {
                     }
                 }
             }
-            if self.map.insert(h, (conn.into(), Conn::default())).is_none() {
+            if self
+                .map
+                .insert(h, (ConnKey::new(conn), Conn::default()))
+                .is_none()
+            {
                 self.order.push_back(h);
             }
         }

@@ -381,7 +381,16 @@ pub struct TimeParser {
     cached_date: i64,
     /// Days since the epoch of `cached_date`.
     cached_days: i64,
+    /// The last syslog time parsed: the line's bytes up to its message (ending in the
+    /// space after the time, so that nothing after them took part) and the result. Lines
+    /// of the same second start with the same bytes and get the same result (parsing a
+    /// time again right after itself leaves the year state as it was).
+    last_syslog: Option<(usize, Stamp)>,
+    last_syslog_key: [u8; SYSLOG_KEY],
 }
+
+/// Longest syslog time text (priority and fraction included) [`TimeParser`] remembers.
+const SYSLOG_KEY: usize = 40;
 
 impl TimeParser {
     /// A parser for one source. `now` is only used to infer the year of the first syslog
@@ -399,6 +408,8 @@ impl TimeParser {
             cached_offset: 0,
             cached_date: -1,
             cached_days: 0,
+            last_syslog: None,
+            last_syslog_key: [0; SYSLOG_KEY],
         };
         parser.set_now(now);
         parser
@@ -410,6 +421,7 @@ impl TimeParser {
     pub fn set_now(&mut self, now: Timestamp) {
         self.now_local = now.as_secs().saturating_add(self.zone.offset_at(now));
         self.now_year = civil_from_days(self.now_local.div_euclid(SECS_PER_DAY)).0;
+        self.last_syslog = None;
     }
 
     /// The format in use: the configured one, or with [`FormatChoice::Auto`] the format of
@@ -464,13 +476,25 @@ impl TimeParser {
     }
 
     fn syslog(&mut self, line: &[u8]) -> Option<Stamp> {
+        if let Some((n, stamp)) = self.last_syslog {
+            if line.get(..n) == Some(&self.last_syslog_key[..n]) {
+                return Some(stamp);
+            }
+        }
         let f = parse_syslog(line)?;
         let local = self.syslog_local(f.month, f.day, f.second_of_day)?;
         let utc = self.local_to_utc(local)?;
-        Some(Stamp {
+        let stamp = Stamp {
             time: Timestamp::from_micros(utc * MICROS_PER_SEC + i64::from(f.micro)),
             message_start: f.end,
-        })
+        };
+        let n = f.end;
+        self.last_syslog = None;
+        if (1..=SYSLOG_KEY).contains(&n) && line[n - 1] == b' ' {
+            self.last_syslog_key[..n].copy_from_slice(&line[..n]);
+            self.last_syslog = Some((n, stamp));
+        }
+        Some(stamp)
     }
 
     /// Picks the year of a syslog time (see the module docs), updates the year state and
@@ -1140,6 +1164,48 @@ mod tests {
 
     fn parser(format: FormatChoice, zone: &str, now: &str) -> TimeParser {
         TimeParser::new(format, Zone::parse(zone).unwrap(), ts(now))
+    }
+
+    proptest! {
+        /// The parser reuses the result of a line that starts with the same time text as
+        /// the line before. Across a New Year, disorder and repeats, that gives what parsing
+        /// the time afresh gives: a second parser sees every other line with a syslog
+        /// priority in front (other text, so nothing is reused) and must agree line by line.
+        #[test]
+        fn reusing_a_repeated_syslog_time_changes_nothing(
+            steps in proptest::collection::vec((0u8..4, 0i64..400), 1..60),
+        ) {
+            let mut cached = parser(FormatChoice::Syslog, "UTC", "2027-01-01T06:00:00Z");
+            let mut fresh = parser(FormatChoice::Syslog, "UTC", "2027-01-01T06:00:00Z");
+            // Local seconds from 2026-12-31T23:50:00.
+            let mut t: i64 = 0;
+            let mut plain = true;
+            for (kind, delta) in steps {
+                match kind {
+                    0 => {} // the same time again
+                    1 => t += delta,
+                    2 => t -= delta / 4, // a little disorder
+                    _ => t += delta * 100,
+                }
+                let secs = 1_798_760_999 - 599 + t;
+                let (_, m, d) = civil_from_days(secs.div_euclid(SECS_PER_DAY));
+                let sod = secs.rem_euclid(SECS_PER_DAY);
+                let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][usize::from(m) - 1];
+                let hms = format!("{:02}:{:02}:{:02}", sod / 3600, sod / 60 % 60, sod % 60);
+                let line = format!("{month} {d:>2} {hms} h sshd[1]: x");
+                plain = !plain;
+                let (other, shift) = if plain {
+                    (line.clone(), 0)
+                } else {
+                    (format!("<13>{line}"), 4)
+                };
+                let a = cached.parse(line.as_bytes()).map(|s| (s.time, s.message_start));
+                let b = fresh
+                    .parse(other.as_bytes())
+                    .map(|s| (s.time, s.message_start - shift));
+                prop_assert_eq!(a, b, "{}", line);
+            }
+        }
     }
 
     /// The time of `line` as RFC 3339 UTC, or "none".
