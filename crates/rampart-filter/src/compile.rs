@@ -349,9 +349,22 @@ impl Filter {
         for (p, kind) in all {
             check_id(origin, &p.id, &mut seen)?;
             let full = expand(prefix, p, origin)?;
-            let regex = build_regex(&full, origin, &p.id)?;
-            let group = |n: &str| regex.capture_names().position(|g| g == Some(n));
-            for g in regex.capture_names().flatten() {
+            // Parsed once: the engines are built from this, and it names the groups.
+            let hir = regex_syntax::ParserBuilder::new()
+                .unicode(false)
+                .utf8(false)
+                .build()
+                .parse(&full)
+                .map_err(|e| FilterError::Regex {
+                    origin: origin.to_owned(),
+                    id: p.id.clone(),
+                    message: e.to_string(),
+                })?;
+            let mut names = Vec::new();
+            group_names(&hir, &mut names);
+            let group = |n: &str| names.iter().position(|g| g == n);
+            for g in &names {
+                let g = g.as_str();
                 if g != "host" && !KNOWN_GROUPS.contains(&g) {
                     return Err(err(
                         &p.id,
@@ -399,18 +412,12 @@ impl Filter {
                 }
                 _ => {}
             }
-            let hir = regex_syntax::ParserBuilder::new()
-                .unicode(false)
-                .utf8(false)
-                .build()
-                .parse(&full)
-                .map_err(|e| err(&p.id, e.to_string()))?;
             let extractor = Extractor::new(&hir).map_err(|e| err(&p.id, e))?;
             patterns.push(Pattern {
                 id: p.id.clone(),
                 kind,
                 literals: required_literals(&hir),
-                source: regex.as_str().to_owned(),
+                source: full,
                 extractor,
                 attempt: p.attempt,
             });
@@ -473,7 +480,6 @@ impl Filter {
         } else {
             None
         };
-        let selector = Selector::new(&patterns);
         let dispatch = match config.prefix.as_deref() {
             Some(prefix) => {
                 let parts = config
@@ -485,6 +491,12 @@ impl Filter {
                 Dispatch::new(&prefix.replace(HOST_TAG, HOST_REGEX), &parts)
             }
             None => None,
+        };
+        // A filter with the prefix path never asks its selector (one automaton less to
+        // build at start).
+        let selector = match dispatch {
+            Some(_) => None,
+            None => Selector::new(&patterns),
         };
         Ok(Self {
             name: name.to_owned(),
@@ -781,6 +793,26 @@ fn expand(prefix: &str, p: &PatternConfig, origin: &str) -> Result<String, Filte
             id: p.id.clone(),
             what: "<HOST> may appear only once in a pattern".into(),
         }),
+    }
+}
+
+/// The names of the named groups of a pattern.
+fn group_names(hir: &regex_syntax::hir::Hir, out: &mut Vec<String>) {
+    use regex_syntax::hir::HirKind;
+    match hir.kind() {
+        HirKind::Capture(c) => {
+            if let Some(n) = &c.name {
+                out.push(n.to_string());
+            }
+            group_names(&c.sub, out);
+        }
+        HirKind::Repetition(r) => group_names(&r.sub, out),
+        HirKind::Concat(xs) | HirKind::Alternation(xs) => {
+            for x in xs {
+                group_names(x, out);
+            }
+        }
+        HirKind::Empty | HirKind::Literal(_) | HirKind::Class(_) | HirKind::Look(_) => {}
     }
 }
 

@@ -12,6 +12,8 @@
 //! the right. The first success gives the same groups the backtracker would; if A's
 //! preferred end leaves no split, the general engine decides (A may have other ends).
 
+use std::sync::OnceLock;
+
 use regex_automata::dfa::onepass;
 use regex_automata::hybrid;
 use regex_automata::nfa::thompson::{self, backtrack, pikevm, NFA};
@@ -168,8 +170,12 @@ enum Fast {
 pub struct Extractor {
     full: Engine,
     split: Option<Split>,
-    /// The PikeVM over the whole pattern: the reference the tests compare with.
-    reference: pikevm::PikeVM,
+    /// The PikeVM over the whole pattern: the reference the tests compare with, built on
+    /// first use (compiling it for every pattern of every filter at start would cost more
+    /// than the engines that run).
+    reference: OnceLock<pikevm::PikeVM>,
+    /// The pattern, for the reference.
+    hir: Hir,
 }
 
 /// Scratch space of the reference engine (see [`Extractor::reference_extract_with`]).
@@ -252,11 +258,11 @@ impl Extractor {
                 .filter(|s| matches!((&s.head, &s.tail), (Engine::Plan(_), Engine::Plan(_)))),
             Engine::Backtrack(..) => split_of(hir),
         };
-        let reference = pikevm::PikeVM::new_from_nfa(compile(hir)?).map_err(|e| e.to_string())?;
         Ok(Self {
             full,
             split,
-            reference,
+            reference: OnceLock::new(),
+            hir: hir.clone(),
         })
     }
 
@@ -314,6 +320,16 @@ impl Extractor {
             .map(|(_, spans)| spans)
     }
 
+    /// The reference engine. Panics if the pattern's automaton exceeds the size limit,
+    /// which a compiled filter's patterns never do (its combined automaton holds them all
+    /// within the same limit).
+    fn reference(&self) -> &pikevm::PikeVM {
+        self.reference.get_or_init(|| {
+            let nfa = compile(&self.hir).expect("the pattern compiled with its filter");
+            pikevm::PikeVM::new_from_nfa(nfa).expect("a compiled pattern has a PikeVM")
+        })
+    }
+
     /// The regex crate's PikeVM over the whole pattern: slow, and the reference every
     /// faster path is tested against.
     pub fn reference_extract(&self, msg: &[u8]) -> Option<Spans> {
@@ -323,8 +339,8 @@ impl Extractor {
     /// Scratch space for [`Extractor::reference_extract_with`].
     pub fn reference_cache(&self) -> ReferenceCache {
         ReferenceCache(
-            self.reference.create_cache(),
-            self.reference.create_captures(),
+            self.reference().create_cache(),
+            self.reference().create_captures(),
         )
     }
 
@@ -341,13 +357,13 @@ impl Extractor {
         start: usize,
     ) -> Option<Spans> {
         let ReferenceCache(c, caps) = cache;
-        self.reference.captures(
+        self.reference().captures(
             c,
             Input::new(msg).range(start..).anchored(Anchored::Yes),
             caps,
         );
         caps.is_match()
-            .then(|| spans_of(&groups_of(self.reference.get_nfa()), caps))
+            .then(|| spans_of(&groups_of(self.reference().get_nfa()), caps))
     }
 
     /// The fast path only; `None` when it does not apply or cannot decide.
