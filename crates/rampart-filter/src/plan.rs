@@ -69,13 +69,6 @@ impl ByteSet {
         (0..4).all(|i| self.0[i] & o.0[i] == 0)
     }
 
-    fn table(&self) -> Box<[bool; 256]> {
-        let mut t = Box::new([false; 256]);
-        for (b, slot) in (0u8..=255).zip(t.iter_mut()) {
-            *slot = self.has(b);
-        }
-        t
-    }
 }
 
 /// What may come after a node: the bytes the rest of the pattern can start with. (Whether
@@ -92,7 +85,7 @@ enum Node {
     Literal(Box<[u8]>),
     /// One byte of a class, `min..=max` times (`max` `None`: unbounded), taken greedily.
     Run {
-        class: Box<[bool; 256]>,
+        class: ByteSet,
         min: usize,
         max: Option<usize>,
     },
@@ -106,7 +99,7 @@ enum Node {
     /// A part that consumes at least one byte, `min..=max` times, greedily.
     Repeat {
         sub: Box<Node>,
-        first: Box<[bool; 256]>,
+        first: ByteSet,
         min: usize,
         max: Option<usize>,
         /// Whether `sub` records a group (its slots are restored when an attempt fails).
@@ -122,7 +115,7 @@ enum Node {
 enum Atom {
     Literal(Box<[u8]>),
     Run {
-        class: Box<[bool; 256]>,
+        class: ByteSet,
         min: usize,
         max: Option<usize>,
     },
@@ -352,7 +345,7 @@ fn item(node: &Node, hay: &[u8], at: usize, slots: &mut Slots) -> Option<usize> 
     } = node
     {
         // An optional or repeated part that cannot start here is skipped without a call.
-        if *min == 0 && hay.get(at).is_none_or(|&b| !first[usize::from(b)]) {
+        if *min == 0 && hay.get(at).is_none_or(|&b| !first.has(b)) {
             return Some(at);
         }
         return repeat(sub, first, *min, *max, *groups, hay, at, slots);
@@ -386,7 +379,7 @@ fn literal_at(hay: &[u8], at: usize, lit: &[u8]) -> bool {
 /// The longest run of `class` bytes at `at` (at most `max`), if at least `min` long.
 #[inline]
 fn run(
-    class: &[bool; 256],
+    class: &ByteSet,
     min: usize,
     max: Option<usize>,
     hay: &[u8],
@@ -397,7 +390,7 @@ fn run(
         None => hay.len(),
     };
     let mut p = at;
-    while p < limit && class[usize::from(hay[p])] {
+    while p < limit && class.has(hay[p]) {
         p += 1;
     }
     (p - at >= min).then_some(p)
@@ -424,7 +417,7 @@ fn alt(branches: &[(ByteSet, Node)], hay: &[u8], at: usize, slots: &mut Slots) -
 #[allow(clippy::too_many_arguments)]
 fn repeat(
     sub: &Node,
-    first: &[bool; 256],
+    first: &ByteSet,
     min: usize,
     max: Option<usize>,
     groups: bool,
@@ -434,7 +427,7 @@ fn repeat(
 ) -> Option<usize> {
     let mut p = at;
     let mut n = 0usize;
-    while max.is_none_or(|m| n < m) && p < hay.len() && first[usize::from(hay[p])] {
+    while max.is_none_or(|m| n < m) && p < hay.len() && first.has(hay[p]) {
         let saved = *slots;
         match step(sub, hay, p, slots) {
             Some(q) => {
@@ -599,7 +592,7 @@ fn build(hir: &Hir, follow: Follow) -> Option<(Node, Info)> {
             let set = class_set(c)?;
             Some((
                 Node::Run {
-                    class: set.table(),
+                    class: set,
                     min: 1,
                     max: Some(1),
                 },
@@ -701,7 +694,7 @@ fn build(hir: &Hir, follow: Follow) -> Option<(Node, Info)> {
                 }
                 return Some((
                     Node::Run {
-                        class: class.table(),
+                        class,
                         min,
                         max,
                     },
@@ -732,7 +725,7 @@ fn build(hir: &Hir, follow: Follow) -> Option<(Node, Info)> {
             Some((
                 Node::Repeat {
                     sub: Box::new(sub),
-                    first: info.first.table(),
+                    first: info.first,
                     min,
                     max,
                     groups: info.groups,
