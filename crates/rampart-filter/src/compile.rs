@@ -667,7 +667,10 @@ impl Filter {
         let mut mask = 0u64;
         if let Some(&b) = rest.first() {
             for (lit, bit) in &d.leads[usize::from(b)] {
-                if rest.starts_with(lit) {
+                if rest
+                    .get(..lit.len())
+                    .is_some_and(|r| crate::plan::bytes_eq(r, lit))
+                {
                     mask |= bit;
                 }
             }

@@ -68,7 +68,6 @@ impl ByteSet {
     fn disjoint(&self, o: &Self) -> bool {
         (0..4).all(|i| self.0[i] & o.0[i] == 0)
     }
-
 }
 
 /// What may come after a node: the bytes the rest of the pattern can start with. (Whether
@@ -366,25 +365,31 @@ fn item(node: &Node, hay: &[u8], at: usize, slots: &mut Slots) -> Option<usize> 
     }
 }
 
-/// Whether `lit` occurs in `hay` at `at` (literals in patterns are short: a byte loop
-/// beats a call to `memcmp`).
+/// Whether `lit` occurs in `hay` at `at`.
 #[inline]
 fn literal_at(hay: &[u8], at: usize, lit: &[u8]) -> bool {
-    match hay.get(at..at + lit.len()) {
-        Some(h) => h.iter().zip(lit).all(|(a, b)| a == b),
-        None => false,
+    hay.get(at..at + lit.len())
+        .is_some_and(|h| bytes_eq(h, lit))
+}
+
+/// `a == b` for the short strings of patterns and log lines, compared eight bytes at a time
+/// inline (a call to `memcmp` costs more than the comparison at these lengths).
+#[inline]
+pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
     }
+    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
+    let word = |c: &[u8]| u64::from_ne_bytes(<[u8; 8]>::try_from(c).unwrap_or_default());
+    if !(&mut x).zip(&mut y).all(|(c, d)| word(c) == word(d)) {
+        return false;
+    }
+    x.remainder().iter().zip(y.remainder()).all(|(c, d)| c == d)
 }
 
 /// The longest run of `class` bytes at `at` (at most `max`), if at least `min` long.
 #[inline]
-fn run(
-    class: &ByteSet,
-    min: usize,
-    max: Option<usize>,
-    hay: &[u8],
-    at: usize,
-) -> Option<usize> {
+fn run(class: &ByteSet, min: usize, max: Option<usize>, hay: &[u8], at: usize) -> Option<usize> {
     let limit = match max {
         Some(m) => hay.len().min(at.saturating_add(m)),
         None => hay.len(),
@@ -693,11 +698,7 @@ fn build(hir: &Hir, follow: Follow) -> Option<(Node, Info)> {
                     return None;
                 }
                 return Some((
-                    Node::Run {
-                        class,
-                        min,
-                        max,
-                    },
+                    Node::Run { class, min, max },
                     Info {
                         first: class,
                         nullable: min == 0,
@@ -808,6 +809,24 @@ mod tests {
         // where the prefix ends.
         let parts = [hir(r"Failed"), hir(r"kex_exchange")];
         assert!(Plan::prefix(&prefix, &parts).is_none());
+    }
+
+    proptest::proptest! {
+        /// The inline comparison is `==`, at every length around the 8-byte words.
+        #[test]
+        fn bytes_eq_is_slice_equality(
+            a in proptest::collection::vec(0u8..4, 0..40),
+            flip in proptest::option::of(0usize..40),
+            extra in 0usize..2,
+        ) {
+            let mut b = a.clone();
+            if let Some(i) = flip.filter(|&i| i < b.len()) {
+                b[i] ^= 1;
+            }
+            b.extend(std::iter::repeat_n(0u8, extra));
+            proptest::prop_assert_eq!(bytes_eq(&a, &b), a == b);
+            proptest::prop_assert!(bytes_eq(&a, &a));
+        }
     }
 
     #[test]

@@ -477,7 +477,10 @@ impl TimeParser {
 
     fn syslog(&mut self, line: &[u8]) -> Option<Stamp> {
         if let Some((n, stamp)) = self.last_syslog {
-            if line.get(..n) == Some(&self.last_syslog_key[..n]) {
+            if line
+                .get(..n)
+                .is_some_and(|l| crate::plan::bytes_eq(l, &self.last_syslog_key[..n]))
+            {
                 return Some(stamp);
             }
         }
