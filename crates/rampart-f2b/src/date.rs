@@ -1028,7 +1028,7 @@ fn local_to_utc(tz: &TimeZone, naive: i64) -> Option<i64> {
 }
 
 /// Date fields read from a match, before inference.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Parts {
     year: Option<i32>,
     month: Option<u32>,
@@ -1105,6 +1105,9 @@ struct ZoneCache {
     offset: Option<i64>,
     /// (now, now in local civil seconds) of the last call.
     now: Option<(i64, i64)>,
+    /// The last conversion (fields, now, result): consecutive log lines often carry the
+    /// same second, and [`finish`] depends only on these (the zone is fixed per detector).
+    last: Option<(Parts, i64, Option<Timestamp>)>,
 }
 
 impl ZoneCache {
@@ -1127,6 +1130,22 @@ impl ZoneCache {
 
 /// Year and day inference, zone, and the Unix time of `p` (fail2ban's rules).
 fn finish(p: Parts, zone: &DefaultZone, now: i64, cache: &mut ZoneCache) -> Option<Timestamp> {
+    if let Some((lp, ln, t)) = cache.last {
+        if lp == p && ln == now {
+            return t;
+        }
+    }
+    let t = finish_uncached(p, zone, now, cache);
+    cache.last = Some((p, now, t));
+    t
+}
+
+fn finish_uncached(
+    p: Parts,
+    zone: &DefaultZone,
+    now: i64,
+    cache: &mut ZoneCache,
+) -> Option<Timestamp> {
     let Parts {
         year,
         mut month,
