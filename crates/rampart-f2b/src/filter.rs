@@ -4,6 +4,7 @@
 //! check-all mode), ignoreregex veto, multi-line correlation by `<F-MLFID>` with
 //! `<F-NOFAIL>`, `<F-MLFFORGET>`, `<F-MLFGAINED>`, and the failure id.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -173,8 +174,11 @@ impl Rx {
 pub struct Fields {
     vals: Vec<(Arc<str>, Option<String>)>,
     users: Option<BTreeSet<String>>,
-    matches: Option<Vec<String>>,
-    nofail_matches: Option<Vec<String>>,
+    /// Lines merged into this failure (fail2ban keeps the lines; only their number is
+    /// ever read).
+    matches: usize,
+    /// Lines merged while the id was only `nofail` data.
+    nofail_matches: usize,
     pending: bool,
 }
 
@@ -707,17 +711,16 @@ impl F2bFilter {
                 }
             }
         }
-        let tuple = match cut {
-            Some((s, e)) if date.is_some() || !reuse_text => (
-                text[..s].to_owned(),
-                text[s..e].to_owned(),
-                text[e..].to_owned(),
-            ),
-            Some(_) => (String::new(), state.last_time_text.clone(), text.to_owned()),
-            None if reuse_text => (String::new(), state.last_time_text.clone(), text.to_owned()),
-            None => (String::new(), String::new(), text.to_owned()),
+        let last_time;
+        let parts = match cut {
+            Some((s, e)) if date.is_some() || !reuse_text => (&text[..s], &text[s..e], &text[e..]),
+            Some(_) | None if reuse_text => {
+                last_time = state.last_time_text.clone();
+                ("", last_time.as_str(), text)
+            }
+            Some(_) | None => ("", "", text),
         };
-        self.find_failure(state, tuple, date, now, content_start, set_hits)
+        self.find_failure(state, parts, date, now, content_start, set_hits)
     }
 
     /// Whether some failregex may match `buf` (the set of linear ones, then the literal
@@ -766,8 +769,8 @@ impl F2bFilter {
     ) -> Vec<Failure> {
         state.last_time_text = time.to_string();
         state.last_date = Some(time);
-        let tuple = (String::new(), state.last_time_text.clone(), text.to_owned());
-        self.find_failure(state, tuple, Some(time), now, None, None)
+        let time_text = state.last_time_text.clone();
+        self.find_failure(state, ("", &time_text, text), Some(time), now, None, None)
     }
 
     fn search(&self, rx: &Rx, state: &mut State, text: &str) -> bool {
@@ -795,10 +798,13 @@ impl F2bFilter {
         false
     }
 
+    /// fail2ban's `findFailure` for one line, given as (text before the date, the date
+    /// text, text after it). A single-line filter (`maxlines` 1) works on borrowed text
+    /// and keeps no buffer; owned data is built only for a line that matches.
     fn find_failure(
         &self,
         state: &mut State,
-        tuple: (String, String, String),
+        parts: (&str, &str, &str),
         date: Option<Timestamp>,
         now: i64,
         content_start: Option<usize>,
@@ -806,19 +812,9 @@ impl F2bFilter {
     ) -> Vec<Failure> {
         let mut out = Vec::new();
         let maxlines = self.def.maxlines.min(MAX_BUFFER_LINES);
-        let org: Vec<(String, String, String)> = if maxlines > 1 {
-            state.buffer.push_back(tuple);
-            while state.buffer.len() > maxlines {
-                state.buffer.pop_front();
-            }
-            state.buffer.iter().cloned().collect()
-        } else {
-            // A single-line buffer is rebuilt from each line: no copy kept in the state
-            // until the line's buffer changes (content replacement, matched lines).
-            state.buffer.clear();
-            vec![tuple]
-        };
-        let join = |lines: &[(String, String, String)]| -> String {
+        // A single-line buffer is rebuilt from each line, so no copy is kept in the state.
+        let single = maxlines <= 1;
+        let join = |lines: &[Tuple]| -> String {
             let mut s = String::new();
             for (i, (a, _, c)) in lines.iter().enumerate() {
                 if i > 0 {
@@ -829,7 +825,25 @@ impl F2bFilter {
             }
             s
         };
-        let mut buf = join(&org);
+        let org: Vec<Tuple> = if single {
+            state.buffer.clear();
+            Vec::new()
+        } else {
+            state
+                .buffer
+                .push_back((parts.0.to_owned(), parts.1.to_owned(), parts.2.to_owned()));
+            while state.buffer.len() > maxlines {
+                state.buffer.pop_front();
+            }
+            state.buffer.iter().cloned().collect()
+        };
+        let mut buf: Cow<'_, str> = if !single {
+            Cow::Owned(join(&org))
+        } else if parts.0.is_empty() {
+            Cow::Borrowed(parts.2)
+        } else {
+            Cow::Owned(format!("{}{}", parts.0, parts.2))
+        };
         if !self.ignore.is_empty()
             && self.ignore.len() + 2 < self.fail.len()
             && self.ignored(state, &buf)
@@ -840,7 +854,7 @@ impl F2bFilter {
         let mut pre = Fields::default();
         // With the fast path the prefregex groups (only mlfid) are read when a failregex
         // matches: (line, end of the mlfid group).
-        let mut pre_lazy: Option<String> = None;
+        let mut pre_lazy: Option<Cow<'_, str>> = None;
         if let Some(p) = &self.pref {
             let fast = match (&self.pref_fast, maxlines) {
                 (Some(_), 1) if content_start.is_some() => content_start,
@@ -852,12 +866,17 @@ impl F2bFilter {
                 _ => None,
             };
             match fast {
-                Some(start) => {
-                    let c = buf[start..].to_owned();
-                    pre_lazy = Some(std::mem::replace(&mut buf, c.clone()));
-                    state.buffer.clear();
-                    state.buffer.push_back((String::new(), String::new(), c));
-                }
+                // Only single-line buffers take the fast path.
+                Some(start) => match std::mem::take(&mut buf) {
+                    Cow::Borrowed(line) => {
+                        buf = Cow::Borrowed(&line[start..]);
+                        pre_lazy = Some(Cow::Borrowed(line));
+                    }
+                    Cow::Owned(line) => {
+                        buf = Cow::Owned(line[start..].to_owned());
+                        pre_lazy = Some(Cow::Owned(line));
+                    }
+                },
                 None => {
                     if !self.search(p, state, &buf) {
                         return out;
@@ -865,11 +884,13 @@ impl F2bFilter {
                     pre = p.groups(&buf, &state.caps);
                     let content = pre.pop("content");
                     if let Some(c) = content.filter(|c| !c.is_empty()) {
-                        state.buffer.clear();
-                        state
-                            .buffer
-                            .push_back((String::new(), String::new(), c.clone()));
-                        buf = c;
+                        if !single {
+                            state.buffer.clear();
+                            state
+                                .buffer
+                                .push_back((String::new(), String::new(), c.clone()));
+                        }
+                        buf = Cow::Owned(c);
                     }
                 }
             }
@@ -882,7 +903,7 @@ impl F2bFilter {
         for (idx, rx) in self.fail.iter().enumerate() {
             if !buf_valid {
                 let lines: Vec<_> = state.buffer.iter().cloned().collect();
-                buf = join(&lines);
+                buf = Cow::Owned(join(&lines));
                 buf_valid = true;
                 set_hits = None;
             }
@@ -892,7 +913,7 @@ impl F2bFilter {
                     continue;
                 }
             } else if let Some(g) = &rx.gate {
-                if !g.is_match(&buf) {
+                if !g.is_match(&*buf) {
                     continue;
                 }
             }
@@ -901,35 +922,44 @@ impl F2bFilter {
             }
             let caps = std::mem::take(&mut state.caps);
             let mut fail = rx.groups(&buf, &caps);
-            let (matched, unmatched) = matched_lines(rx, &buf, &caps, &org);
+            // (lines the match covers, the others): a single line is matched whole.
+            let (matched, unmatched) = if single {
+                (Vec::new(), Vec::new())
+            } else {
+                matched_lines(rx, &buf, &caps, &org)
+            };
+            let matched_count = if single { 1 } else { matched.len() };
             state.caps = caps;
             if !self.ignore.is_empty() {
-                let ibuf = if maxlines > 1 {
-                    join(&matched)
+                let vetoed = if single {
+                    self.ignored(state, &buf)
                 } else {
-                    buf.clone()
+                    self.ignored(state, &join(&matched))
                 };
-                if self.ignored(state, &ibuf) {
+                if vetoed {
                     state.ignored += 1;
-                    if !state.check_all || maxlines > 1 {
+                    if !single {
                         state.buffer = unmatched.iter().cloned().collect();
+                        buf_valid = false;
                     }
-                    // A single-line buffer only changes when the loop ends (first-match mode).
-                    buf_valid = maxlines == 1;
                     if !state.check_all {
                         break;
                     }
                     continue;
                 }
             }
-            if !state.check_all || maxlines > 1 {
+            if !single {
                 state.buffer = unmatched.iter().cloned().collect();
-                // A single-line buffer only changes when the loop ends (first-match mode).
-                buf_valid = maxlines == 1;
+                buf_valid = false;
             }
-            if let (Some(line), Some(pf)) = (pre_lazy.take(), &self.pref_fast) {
+            if let (Some(line), Some(pf), Some(p)) = (pre_lazy.take(), &self.pref_fast, &self.pref)
+            {
                 let end = pf.mlfid.find(&line).map_or(0, |m| m.end());
-                pre.set("mlfid", Some(line[..end].to_owned()));
+                let v = Some(line[..end].to_owned());
+                match p.named.iter().find(|(n, _)| &**n == "mlfid") {
+                    Some((k, _)) => pre.set_arc(k, v),
+                    None => pre.set("mlfid", v),
+                }
             }
             if !pre.vals.is_empty() {
                 let mut merged = pre.clone();
@@ -938,23 +968,17 @@ impl F2bFilter {
                 }
                 fail = merged;
             }
-            let matched_text: Vec<String> = matched
-                .iter()
-                .map(|(a, b, c)| format!("{a}{b}{c}"))
-                .collect();
             let mlfid = fail.get("mlfid").map(str::to_owned);
             let mut aliased = false;
             if let Some(id) = &mlfid {
-                let (f, a) = merge_failure(state, id, fail, matched_text, now, date);
+                let (f, a) = merge_failure(state, id, fail, matched_count, now, date);
                 fail = f;
                 aliased = a;
                 if fail.truthy("nofail") && !state.check_all {
                     return out;
                 }
             } else {
-                let mut m = fail.matches.take().unwrap_or_default();
-                m.extend(matched_text);
-                fail.matches = Some(m);
+                fail.matches += matched_count;
             }
             let id = failure_id(&fail, mlfid.is_some());
             if id.is_none() {
@@ -978,7 +1002,7 @@ impl F2bFilter {
                 nofail: fail.truthy("nofail"),
                 user: fail.get("user").map(str::to_owned),
                 users,
-                attempts: fail.matches.as_ref().map_or(0, Vec::len),
+                attempts: fail.matches,
                 id,
                 time: date,
                 pattern: idx,
@@ -1088,7 +1112,7 @@ fn merge_failure(
     state: &mut State,
     mlfid: &str,
     mut fail: Fields,
-    matched: Vec<String>,
+    matched: usize,
     now: i64,
     date: Option<Timestamp>,
 ) -> (Fields, bool) {
@@ -1127,7 +1151,7 @@ fn merge_failure(
             g.pending = false;
         }
         if nf & 4 == 0 && !g.pending {
-            g.matches = None;
+            g.matches = 0;
         }
         for (k, v) in fail.vals.drain(..) {
             if v.is_some() {
@@ -1172,16 +1196,14 @@ fn merge_failure(
         nf &= !(8 | 1);
     }
     if nf & 1 == 0 {
-        let mut m = target.nofail_matches.take().unwrap_or_default();
-        m.extend(target.matches.take().unwrap_or_default());
+        let mut m =
+            std::mem::take(&mut target.nofail_matches) + std::mem::take(&mut target.matches);
         if nf & 8 == 0 {
-            m.extend(matched);
+            m += matched;
         }
-        target.matches = Some(m);
+        target.matches = m;
     } else if nf & 3 == 1 {
-        let mut m = target.nofail_matches.take().unwrap_or_default();
-        m.extend(matched);
-        target.nofail_matches = Some(m);
+        target.nofail_matches += matched;
     }
     if aliased {
         if let Some(e) = state.mlfid.iter_mut().find(|e| e.3 == h && e.0 == mlfid) {
