@@ -907,17 +907,25 @@ impl F2bFilter {
                 buf_valid = true;
                 set_hits = None;
             }
+            let mut known = false;
             if let (Some(set), Some(k)) = (&self.set, self.set_index[idx]) {
                 let hits = set_hits.get_or_insert_with(|| set.matches(&buf));
                 if !hits.matched(k) {
                     continue;
                 }
+                known = true;
             } else if let Some(g) = &rx.gate {
                 if !g.is_match(&*buf) {
                     continue;
                 }
             }
-            if !self.search(rx, state, &buf) {
+            let hit = if known {
+                // The set saw the match: only its groups are left to find.
+                rx.re.search_matching(&buf, &mut state.caps) == Search::Match
+            } else {
+                self.search(rx, state, &buf)
+            };
+            if !hit {
                 continue;
             }
             let caps = std::mem::take(&mut state.caps);

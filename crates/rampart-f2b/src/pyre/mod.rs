@@ -9,11 +9,16 @@ pub mod parse;
 use std::collections::HashMap;
 
 use backtrack::{Prog, StepLimit};
+use regex_automata::nfa::thompson::backtrack::{BoundedBacktracker, Cache};
+use regex_automata::util::primitives::NonMaxUsize;
+use regex_automata::Input;
 
 /// Which engine runs a pattern.
 #[derive(Debug, Clone)]
 enum Engine {
-    Linear(regex::Regex),
+    /// The `regex` crate, plus the same pattern on regex-automata's bounded backtracker
+    /// (`None` when it does not build) for the captures of a match already known to exist.
+    Linear(regex::Regex, Option<Box<BoundedBacktracker>>),
     Backtrack(Box<Prog>),
 }
 
@@ -26,10 +31,14 @@ pub struct PyRegex {
     source: String,
 }
 
-/// Capture positions of one match: `slots[2*g]..slots[2*g+1]` for group `g`.
+/// Capture positions of one match: `slots[2*g]..slots[2*g+1]` for group `g`, plus the
+/// scratch space the linear capture engine reuses between searches.
 #[derive(Debug, Clone, Default)]
 pub struct Caps {
     slots: Vec<Option<usize>>,
+    /// The bounded backtracker's cache and the backtracker it was last used with.
+    bt_cache: Option<(Cache, usize)>,
+    bt_slots: Vec<Option<NonMaxUsize>>,
 }
 
 impl Caps {
@@ -67,7 +76,16 @@ impl PyRegex {
                 .dfa_size_limit(16 << 20)
                 .build()
                 .map_err(|e| format!("cannot translate {pattern:?}: {e}"))?;
-            Engine::Linear(re)
+            // The regex crate's defaults (Unicode, UTF-8, all captures), so both engines
+            // find the same leftmost-first match and groups.
+            let bt = BoundedBacktracker::builder()
+                .thompson(
+                    regex_automata::nfa::thompson::Config::new().nfa_size_limit(Some(64 << 20)),
+                )
+                .build(&out)
+                .ok()
+                .map(Box::new);
+            Engine::Linear(re, bt)
         };
         Ok(PyRegex {
             engine,
@@ -105,7 +123,7 @@ impl PyRegex {
     /// The `regex` crate pattern, when this runs on the linear engine.
     pub fn linear(&self) -> Option<&regex::Regex> {
         match &self.engine {
-            Engine::Linear(r) => Some(r),
+            Engine::Linear(r, _) => Some(r),
             Engine::Backtrack(_) => None,
         }
     }
@@ -113,7 +131,7 @@ impl PyRegex {
     /// Python's `pattern.search(text, start, end)`.
     pub fn search_in(&self, text: &str, start: usize, end: usize, caps: &mut Caps) -> Search {
         match &self.engine {
-            Engine::Linear(re) => {
+            Engine::Linear(re, _) => {
                 let hay = &text[..end];
                 let mut locs = re.capture_locations();
                 if re.captures_read_at(&mut locs, hay, start).is_none() {
@@ -147,10 +165,47 @@ impl PyRegex {
         self.search_in(text, 0, text.len(), caps)
     }
 
+    /// [`PyRegex::search`] for a text the pattern is already known to match (a `RegexSet`
+    /// said so): a linear pattern's groups come straight from the bounded backtracker,
+    /// without the DFA pass that would first look for the match. Same result as
+    /// [`PyRegex::search`] in every case.
+    pub fn search_matching(&self, text: &str, caps: &mut Caps) -> Search {
+        let Engine::Linear(_, Some(bt)) = &self.engine else {
+            return self.search(text, caps);
+        };
+        if text.len() > bt.max_haystack_len() {
+            return self.search(text, caps);
+        }
+        let id = std::ptr::from_ref::<BoundedBacktracker>(bt) as usize;
+        let cache = match &mut caps.bt_cache {
+            Some((c, last)) => {
+                if *last != id {
+                    bt.reset_cache(c);
+                    *last = id;
+                }
+                c
+            }
+            slot @ None => &mut slot.insert((bt.create_cache(), id)).0,
+        };
+        let n = 2 * (self.groups + 1);
+        caps.bt_slots.clear();
+        caps.bt_slots.resize(n, None);
+        match bt.try_search_slots(cache, &Input::new(text), &mut caps.bt_slots) {
+            Ok(Some(_)) => {
+                caps.slots.clear();
+                caps.slots
+                    .extend(caps.bt_slots.iter().map(|s| s.map(NonMaxUsize::get)));
+                Search::Match
+            }
+            Ok(None) => Search::NoMatch,
+            Err(_) => self.search(text, caps),
+        }
+    }
+
     /// Whether the pattern matches anywhere in `text` (no captures).
     pub fn is_match(&self, text: &str) -> bool {
         match &self.engine {
-            Engine::Linear(re) => re.is_match(text),
+            Engine::Linear(re, _) => re.is_match(text),
             Engine::Backtrack(_) => {
                 let mut c = Caps::default();
                 self.search(text, &mut c) == Search::Match
@@ -211,6 +266,51 @@ mod tests {
         assert!(!re.is_backtracking());
         assert!(re.is_match("x 12 y"));
         assert!(!re.is_match("x12y"));
+    }
+
+    #[test]
+    fn known_match_captures_equal_a_full_search() {
+        let cases = [
+            (
+                r"^(?P<a>\w+)?x(?P<b>\d*)(c|(d))$",
+                vec!["xc", "abx12d", "abx12c", "é1x9d"],
+            ),
+            (
+                r"from (?P<ip>[\d.]+)(?: port (?P<p>\d+))?",
+                vec!["a from 192.0.2.7 port 22 b", "from 198.51.100.1"],
+            ),
+            (
+                r"(?P<u>.*?) (?P<v>\S*)\s*$",
+                vec!["root 203.0.113.5  ", " "],
+            ),
+        ];
+        for (p, texts) in cases {
+            let re = PyRegex::new(p, false).unwrap();
+            assert!(!re.is_backtracking(), "{p}");
+            for t in texts {
+                let (mut a, mut b) = (Caps::default(), Caps::default());
+                assert_eq!(re.search(t, &mut a), Search::Match, "{p} on {t:?}");
+                assert_eq!(re.search_matching(t, &mut b), Search::Match, "{p} on {t:?}");
+                let spans = |c: &Caps| (0..=re.groups()).map(|g| c.get(g)).collect::<Vec<_>>();
+                assert_eq!(spans(&a), spans(&b), "{p} on {t:?}");
+            }
+        }
+        // Reusing one Caps across patterns (the cache moves between backtrackers).
+        let re2 = PyRegex::new(r"(?P<n>\d+)$", false).unwrap();
+        let mut c = Caps::default();
+        assert_eq!(re2.search_matching("ab 42", &mut c), Search::Match);
+        assert_eq!(c.get(1), Some((3, 5)));
+        assert_eq!(re2.search_matching("ab", &mut c), Search::NoMatch);
+    }
+
+    #[test]
+    fn classes_agree_on_ascii_and_beyond() {
+        assert!(find(r"^[^\s:]+:", "héllo:").is_some());
+        assert!(find(r"(?i)^[a-c]+$", "AbC").is_some());
+        assert!(find(r"^(\S+) (?(1)x|y)", "a\u{a0}b x").is_none());
+        assert!(find(r"^(\S+) (?(1)x|y)", "\u{e9}\u{e8} x").is_some());
+        let m = find(r"^(\w+)(?=\s)(?(1)\s\d|x)", "ünï 5").unwrap();
+        assert_eq!(m[1].as_deref(), Some("ünï"));
     }
 
     #[test]
