@@ -44,6 +44,9 @@ enum Inst {
 pub struct Prog {
     insts: Vec<Inst>,
     classes: Vec<Class>,
+    /// Per class, its answer for each ASCII character (bit `c` of the 128), so the
+    /// common case needs no walk over the class items.
+    ascii: Vec<[u64; 2]>,
     slots: usize,
     regs: usize,
     anchored: bool,
@@ -319,7 +322,21 @@ impl Prog {
         c.push(Inst::Save(1))?;
         c.push(Inst::Match)?;
         let anchored = starts_anchored(node);
+        let ascii = c
+            .classes
+            .iter()
+            .map(|cl| {
+                let mut bits = [0u64; 2];
+                for b in 0u8..128 {
+                    if class_has(cl, char::from(b)) {
+                        bits[usize::from(b >> 6)] |= 1 << (b & 63);
+                    }
+                }
+                bits
+            })
+            .collect();
         Ok(Prog {
+            ascii,
             insts: c.insts,
             classes: c.classes,
             slots: 2 * (groups + 1),
@@ -516,12 +533,21 @@ impl Machine<'_> {
                         }
                         None => false,
                     },
-                    Inst::Class(i) => match self.next_char(pos) {
-                        Some(x) if class_has(&self.prog.classes[i], x) => {
-                            pos += x.len_utf8();
-                            true
+                    Inst::Class(i) => match self.text.as_bytes().get(pos) {
+                        Some(&b) if b < 0x80 => {
+                            let hit = self.prog.ascii[i][usize::from(b >> 6)] >> (b & 63) & 1 != 0;
+                            if hit {
+                                pos += 1;
+                            }
+                            hit
                         }
-                        _ => false,
+                        _ => match self.next_char(pos) {
+                            Some(x) if class_has(&self.prog.classes[i], x) => {
+                                pos += x.len_utf8();
+                                true
+                            }
+                            _ => false,
+                        },
                     },
                     Inst::Start => pos == 0,
                     Inst::End => pos == self.text.len(),
