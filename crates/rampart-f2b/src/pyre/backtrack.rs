@@ -47,6 +47,10 @@ pub struct Prog {
     /// Per class, its answer for each ASCII character (bit `c` of the 128), so the
     /// common case needs no walk over the class items.
     ascii: Vec<[u64; 2]>,
+    /// For the `Split` at pc `p`, `firsts[split_at[p]]`: what may come next on each of
+    /// its two branches.
+    split_at: Vec<u32>,
+    firsts: Vec<(First, First)>,
     slots: usize,
     regs: usize,
     anchored: bool,
@@ -322,7 +326,7 @@ impl Prog {
         c.push(Inst::Save(1))?;
         c.push(Inst::Match)?;
         let anchored = starts_anchored(node);
-        let ascii = c
+        let ascii: Vec<[u64; 2]> = c
             .classes
             .iter()
             .map(|cl| {
@@ -335,7 +339,17 @@ impl Prog {
                 bits
             })
             .collect();
+        let mut split_at = vec![u32::MAX; c.insts.len()];
+        let mut firsts = Vec::new();
+        for (pc, inst) in c.insts.iter().enumerate() {
+            if let Inst::Split(a, b) = *inst {
+                split_at[pc] = u32::try_from(firsts.len()).map_err(|e| e.to_string())?;
+                firsts.push((first_of(&c.insts, &ascii, a), first_of(&c.insts, &ascii, b)));
+            }
+        }
         Ok(Prog {
+            split_at,
+            firsts,
             ascii,
             insts: c.insts,
             classes: c.classes,
@@ -391,6 +405,101 @@ impl Prog {
             pos += text[pos..].chars().next().map_or(1, char::len_utf8);
         }
     }
+}
+
+/// What may come next where a branch starts: a bit per byte value, and whether the end of
+/// the text may. A branch whose set lacks what comes next would fail before consuming
+/// anything or changing any state that outlives it, so skipping it changes no result.
+#[derive(Debug, Clone, Copy, Default)]
+struct First {
+    bytes: [u64; 4],
+    end: bool,
+}
+
+impl First {
+    const ALL: First = First {
+        bytes: [u64::MAX; 4],
+        end: true,
+    };
+
+    fn add(&mut self, b: u8) {
+        self.bytes[usize::from(b >> 6)] |= 1 << (b & 63);
+    }
+
+    /// Every byte that starts or continues a non-ASCII character.
+    fn add_non_ascii(&mut self) {
+        self.bytes[2] = u64::MAX;
+        self.bytes[3] = u64::MAX;
+    }
+
+    #[inline]
+    fn has(&self, next: Option<&u8>) -> bool {
+        match next {
+            Some(&b) => self.bytes[usize::from(b >> 6)] >> (b & 63) & 1 != 0,
+            None => self.end,
+        }
+    }
+}
+
+/// Instructions a [`first_of`] walk may visit before it settles for "anything".
+const FIRST_BUDGET: usize = 64;
+
+/// The bytes a match attempt starting at `start` can consume first (conservative: any
+/// assertion, look-around, back-reference or the match itself means "anything").
+fn first_of(insts: &[Inst], ascii: &[[u64; 2]], start: usize) -> First {
+    let mut out = First::default();
+    let mut todo = vec![start];
+    let mut seen: Vec<usize> = Vec::new();
+    while let Some(pc) = todo.pop() {
+        if seen.contains(&pc) {
+            continue;
+        }
+        if seen.len() >= FIRST_BUDGET {
+            return First::ALL;
+        }
+        seen.push(pc);
+        match insts.get(pc) {
+            Some(Inst::Char(c)) => {
+                let mut buf = [0u8; 4];
+                out.add(c.encode_utf8(&mut buf).as_bytes()[0]);
+            }
+            Some(Inst::CharI(c)) if c.is_ascii() => {
+                // A non-ASCII character may fold to an ASCII one (U+212A to `k`).
+                out.add(c.to_ascii_lowercase() as u8);
+                out.add(c.to_ascii_uppercase() as u8);
+                out.add_non_ascii();
+            }
+            Some(Inst::Any) => {
+                let mut all = First::ALL;
+                all.end = false;
+                all.bytes[0] &= !(1 << b'\n');
+                out.bytes
+                    .iter_mut()
+                    .zip(all.bytes)
+                    .for_each(|(o, a)| *o |= a);
+            }
+            Some(Inst::AnyNl) => {
+                out.bytes = [u64::MAX; 4];
+            }
+            Some(Inst::Class(i)) => {
+                out.bytes[0] |= ascii[*i][0];
+                out.bytes[1] |= ascii[*i][1];
+                out.add_non_ascii();
+            }
+            Some(Inst::Save(_) | Inst::RepStart(_)) => todo.push(pc + 1),
+            Some(Inst::Jmp(a)) => todo.push(*a),
+            Some(Inst::Split(a, b)) => {
+                todo.push(*b);
+                todo.push(*a);
+            }
+            Some(Inst::Cond(_, no)) => {
+                todo.push(*no);
+                todo.push(pc + 1);
+            }
+            _ => return First::ALL,
+        }
+    }
+    out
 }
 
 fn starts_anchored(n: &Node) -> bool {
@@ -556,9 +665,17 @@ impl Machine<'_> {
                     Inst::WordB => self.at_word_boundary(pos),
                     Inst::NotWordB => !self.at_word_boundary(pos),
                     Inst::Split(a, b) => {
-                        self.stack.push(Frame::Branch(b, pos));
-                        pc = a;
-                        continue;
+                        // Branches that cannot take the next byte are not tried.
+                        let next = self.text.as_bytes().get(pos);
+                        let (fa, fb) = &self.prog.firsts[self.prog.split_at[pc] as usize];
+                        if fb.has(next) {
+                            self.stack.push(Frame::Branch(b, pos));
+                        }
+                        if fa.has(next) {
+                            pc = a;
+                            continue;
+                        }
+                        false
                     }
                     Inst::Jmp(a) => {
                         pc = a;

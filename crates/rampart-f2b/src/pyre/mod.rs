@@ -314,6 +314,25 @@ mod tests {
     }
 
     #[test]
+    fn branches_skipped_by_their_first_byte_change_no_match() {
+        // Each of these backtracks (look-around or a conditional) through loops whose
+        // exits start with a fixed byte, at the end of the text, and case-folded.
+        let m = find(
+            r"^(\S+)(?= )(?(1) from|x) (?P<h>\S+?)(?:\.|$)",
+            "bob from 192.0.2.1",
+        )
+        .unwrap();
+        assert_eq!(m[1].as_deref(), Some("bob"));
+        assert_eq!(m[2].as_deref(), Some("192"));
+        let m = find(r"(?i)(k*)(?!y)x$", "ab\u{212A}kx").unwrap();
+        assert_eq!(m[1].as_deref(), Some("\u{212A}k"));
+        assert!(find(r"^a*(?=$)", "aaa").is_some());
+        assert!(find(r"^a*(?=b)", "aaa").is_none());
+        let m = find(r"^[^:]+ from (\d+)(?(1)$|:)", "x from y from 7").unwrap();
+        assert_eq!(m[0].as_deref(), Some("x from y from 7"));
+    }
+
+    #[test]
     fn step_limit_stops_catastrophic_patterns() {
         let re = PyRegex::new(r"^(a+)+(?!x)b", false).unwrap();
         let text = "a".repeat(40);
