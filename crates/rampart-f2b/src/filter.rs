@@ -259,8 +259,9 @@ pub struct Failure {
     pub attempts: usize,
     /// `<F-NOFAIL>` (or a success): not a failure, only data for the MLFID.
     pub nofail: bool,
-    /// The named values (groups and merged multi-line data).
-    pub fields: Fields,
+    /// The named values (groups and merged multi-line data); shared with the multi-line
+    /// id cache.
+    pub fields: Arc<Fields>,
 }
 
 impl Failure {
@@ -367,7 +368,8 @@ pub struct State {
     last_time_text: String,
     buffer: VecDeque<(String, String, String)>,
     /// (mlfid, expiry in Unix seconds, data), oldest first; bounded by MLFID_CACHE_SIZE.
-    mlfid: VecDeque<(String, i64, Fields, u64)>,
+    /// The data is shared with the last [`Failure`] of that id (copied on write).
+    mlfid: VecDeque<(String, i64, Arc<Fields>, u64)>,
     check_all: bool,
     caps: Caps,
     record: Option<Vec<(String, bool, String)>>,
@@ -977,12 +979,17 @@ impl F2bFilter {
                 fail = merged;
             }
             let mlfid = fail.get("mlfid").map(str::to_owned);
-            let mut aliased = false;
+            // The multi-line id whose cache entry takes this failure's final data (shared
+            // with the result, not copied).
+            let mut cached: Option<&str> = None;
             if let Some(id) = &mlfid {
-                let (f, a) = merge_failure(state, id, fail, matched_count, now, date);
+                let (f, aliased) = merge_failure(state, id, fail, matched_count, now, date);
                 fail = f;
-                aliased = a;
+                cached = aliased.then_some(id.as_str());
                 if fail.truthy("nofail") && !state.check_all {
+                    if let Some(id) = cached {
+                        store_mlfid(state, id, Arc::new(fail));
+                    }
                     return out;
                 }
             } else {
@@ -991,30 +998,25 @@ impl F2bFilter {
             let id = failure_id(&fail, mlfid.is_some());
             if id.is_none() {
                 fail.pending = true;
-                if aliased {
-                    if let Some(e) = state
-                        .mlfid
-                        .iter_mut()
-                        .find(|e| Some(&e.0) == mlfid.as_ref())
-                    {
-                        e.2.pending = true;
-                    }
-                }
             }
             let users: Vec<String> = fail
                 .users
                 .as_ref()
                 .map(|u| u.iter().cloned().collect())
                 .unwrap_or_default();
+            let fields = Arc::new(fail);
+            if let Some(id) = cached {
+                store_mlfid(state, id, Arc::clone(&fields));
+            }
             out.push(Failure {
-                nofail: fail.truthy("nofail"),
-                user: fail.get("user").map(str::to_owned),
+                nofail: fields.truthy("nofail"),
+                user: fields.get("user").map(str::to_owned),
                 users,
-                attempts: fail.matches,
+                attempts: fields.matches,
                 id,
                 time: date,
                 pattern: idx,
-                fields: fail,
+                fields,
             });
             if !state.check_all {
                 break;
@@ -1147,7 +1149,7 @@ fn merge_failure(
     let mut target: Fields;
     let aliased;
     if let Some(p) = pos {
-        let mut g = std::mem::take(&mut state.mlfid[p].2);
+        let mut g = Arc::unwrap_or_clone(std::mem::take(&mut state.mlfid[p].2));
         users = update_users(&mut g, fail.get("user"));
         if g.pop("nofail").is_some_and(|v| !v.is_empty()) {
             nf |= 4;
@@ -1186,12 +1188,9 @@ fn merge_failure(
             }
         }
         state.mlfid.retain(|e| !(e.3 == h && e.0 == mlfid));
-        state.mlfid.push_back((
-            mlfid.to_owned(),
-            now + MLFID_CACHE_SECS,
-            Fields::default(),
-            h,
-        ));
+        state
+            .mlfid
+            .push_back((mlfid.to_owned(), now + MLFID_CACHE_SECS, Arc::default(), h));
         aliased = true;
     } else {
         users = fail.users.clone();
@@ -1213,12 +1212,16 @@ fn merge_failure(
     } else if nf & 3 == 1 {
         target.nofail_matches += matched;
     }
-    if aliased {
-        if let Some(e) = state.mlfid.iter_mut().find(|e| e.3 == h && e.0 == mlfid) {
-            e.2 = target.clone();
-        }
-    }
     (target, aliased)
+}
+
+/// Puts the final data of a failure into the cache entry of `mlfid` (which
+/// [`merge_failure`] found or made).
+fn store_mlfid(state: &mut State, mlfid: &str, fields: Arc<Fields>) {
+    let h = key_hash(mlfid);
+    if let Some(e) = state.mlfid.iter_mut().find(|e| e.3 == h && e.0 == mlfid) {
+        e.2 = fields;
+    }
 }
 
 /// A hash of an MLFID, compared before the string in cache look-ups.
