@@ -7,6 +7,7 @@ pub mod emit;
 pub mod parse;
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use backtrack::{Prog, StepLimit};
 use regex_automata::nfa::thompson::backtrack::{BoundedBacktracker, Cache};
@@ -17,8 +18,9 @@ use regex_automata::Input;
 #[derive(Debug, Clone)]
 enum Engine {
     /// The `regex` crate, plus the same pattern on regex-automata's bounded backtracker
-    /// (`None` when it does not build) for the captures of a match already known to exist.
-    Linear(regex::Regex, Option<Box<BoundedBacktracker>>),
+    /// for the captures of a match already known to exist: built on first use (only
+    /// failregexes need it), `None` when it does not build.
+    Linear(regex::Regex, OnceLock<Option<Box<BoundedBacktracker>>>),
     Backtrack(Box<Prog>),
 }
 
@@ -76,16 +78,7 @@ impl PyRegex {
                 .dfa_size_limit(16 << 20)
                 .build()
                 .map_err(|e| format!("cannot translate {pattern:?}: {e}"))?;
-            // The regex crate's defaults (Unicode, UTF-8, all captures), so both engines
-            // find the same leftmost-first match and groups.
-            let bt = BoundedBacktracker::builder()
-                .thompson(
-                    regex_automata::nfa::thompson::Config::new().nfa_size_limit(Some(64 << 20)),
-                )
-                .build(&out)
-                .ok()
-                .map(Box::new);
-            Engine::Linear(re, bt)
+            Engine::Linear(re, OnceLock::new())
         };
         Ok(PyRegex {
             engine,
@@ -170,7 +163,21 @@ impl PyRegex {
     /// without the DFA pass that would first look for the match. Same result as
     /// [`PyRegex::search`] in every case.
     pub fn search_matching(&self, text: &str, caps: &mut Caps) -> Search {
-        let Engine::Linear(_, Some(bt)) = &self.engine else {
+        let Engine::Linear(re, bt) = &self.engine else {
+            return self.search(text, caps);
+        };
+        let bt = bt.get_or_init(|| {
+            // The regex crate's defaults (Unicode, UTF-8, all captures), so both engines
+            // find the same leftmost-first match and groups.
+            BoundedBacktracker::builder()
+                .thompson(
+                    regex_automata::nfa::thompson::Config::new().nfa_size_limit(Some(64 << 20)),
+                )
+                .build(re.as_str())
+                .ok()
+                .map(Box::new)
+        });
+        let Some(bt) = bt else {
             return self.search(text, caps);
         };
         if text.len() > bt.max_haystack_len() {
