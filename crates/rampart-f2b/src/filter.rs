@@ -285,13 +285,14 @@ pub struct F2bFilter {
     pref: Option<Rx>,
     fail: Vec<Rx>,
     ignore: Vec<Rx>,
-    opts: LoadOptions,
     prefilter: Option<AhoCorasick>,
     /// The linear failregexes in one set (one pass finds which can match) and, per
     /// failregex, its index in the set.
     set: Option<regex::RegexSet>,
     set_index: Vec<Option<usize>>,
     pref_fast: Option<PrefFast>,
+    /// The date detector in its initial state, copied into each new [`State`].
+    date: DateDetector,
 }
 
 /// For a prefregex `^<F-MLFID>P</F-MLFID>Q<F-CONTENT>.+</F-CONTENT>$` (sshd's form): the
@@ -477,8 +478,9 @@ impl F2bFilter {
                     .map_err(|m| regex_err(&name, "ignoreregex", i, m))?,
             );
         }
-        // The date detector is built once here to report errors at load time.
-        DateDetector::new(
+        // The date detector is built once here (errors are reported at load time); each
+        // state starts from a copy (the compiled templates are shared).
+        let date = DateDetector::new(
             def.datepattern.as_deref(),
             opts.zone.clone(),
             opts.current_year,
@@ -514,12 +516,12 @@ impl F2bFilter {
             None
         };
         Ok(F2bFilter {
+            date,
             pref_fast,
             def,
             pref,
             fail,
             ignore,
-            opts,
             prefilter,
             set,
             set_index,
@@ -528,17 +530,8 @@ impl F2bFilter {
 
     /// A fresh per-source state.
     pub fn new_state(&self) -> State {
-        let date = DateDetector::new(
-            self.def.datepattern.as_deref(),
-            self.opts.zone.clone(),
-            self.opts.current_year,
-        )
-        .unwrap_or_else(|_| {
-            DateDetector::new(None, self.opts.zone.clone(), self.opts.current_year)
-                .expect("the default date templates compile")
-        });
         State {
-            date,
+            date: self.date.clone(),
             last_date: None,
             last_time_text: String::new(),
             buffer: VecDeque::new(),
