@@ -20,8 +20,46 @@ enum Engine {
     /// The `regex` crate, plus the same pattern on regex-automata's bounded backtracker
     /// for the captures of a match already known to exist: built on first use (only
     /// failregexes need it), `None` when it does not build.
-    Linear(regex::Regex, OnceLock<Option<Box<BoundedBacktracker>>>),
+    Linear(regex::Regex, OnceLock<Capturers>),
     Backtrack(Box<Prog>),
+}
+
+/// Bounded backtrackers for the captures of a linear pattern.
+#[derive(Debug, Clone)]
+struct Capturers {
+    /// With the regex crate's defaults (Unicode, UTF-8, all captures): the same
+    /// leftmost-first match and groups as the `regex::Regex`.
+    unicode: Option<BoundedBacktracker>,
+    /// The same pattern with ASCII-only classes, for ASCII texts; only for a pattern
+    /// written in ASCII. On an ASCII text the two agree: what Unicode adds to `\w`, `\d`,
+    /// `\s`, `\b`, `.` and case folding (U+212A for `k` ...) is all outside ASCII, and
+    /// the NFA is several times smaller (less to clear and walk per search).
+    ascii: Option<BoundedBacktracker>,
+}
+
+impl Capturers {
+    fn new(pattern: &str) -> Self {
+        use regex_automata::nfa::thompson;
+        let limit = Some(64 << 20);
+        let unicode = BoundedBacktracker::builder()
+            .thompson(thompson::Config::new().nfa_size_limit(limit))
+            .build(pattern)
+            .ok();
+        let ascii = if pattern.is_ascii() {
+            BoundedBacktracker::builder()
+                .syntax(
+                    regex_automata::util::syntax::Config::new()
+                        .unicode(false)
+                        .utf8(false),
+                )
+                .thompson(thompson::Config::new().utf8(false).nfa_size_limit(limit))
+                .build(pattern)
+                .ok()
+        } else {
+            None
+        };
+        Capturers { unicode, ascii }
+    }
 }
 
 /// A compiled Python pattern.
@@ -166,19 +204,11 @@ impl PyRegex {
         let Engine::Linear(re, bt) = &self.engine else {
             return self.search(text, caps);
         };
-        let bt = bt.get_or_init(|| {
-            // The regex crate's defaults (Unicode, UTF-8, all captures), so both engines
-            // find the same leftmost-first match and groups.
-            BoundedBacktracker::builder()
-                .thompson(
-                    regex_automata::nfa::thompson::Config::new().nfa_size_limit(Some(64 << 20)),
-                )
-                .build(re.as_str())
-                .ok()
-                .map(Box::new)
-        });
-        let Some(bt) = bt else {
-            return self.search(text, caps);
+        let bts = bt.get_or_init(|| Capturers::new(re.as_str()));
+        let bt = match (&bts.ascii, &bts.unicode) {
+            (Some(a), _) if text.is_ascii() => a,
+            (_, Some(u)) => u,
+            _ => return self.search(text, caps),
         };
         if text.len() > bt.max_haystack_len() {
             return self.search(text, caps);
@@ -308,6 +338,33 @@ mod tests {
         assert_eq!(re2.search_matching("ab 42", &mut c), Search::Match);
         assert_eq!(c.get(1), Some((3, 5)));
         assert_eq!(re2.search_matching("ab", &mut c), Search::NoMatch);
+    }
+
+    #[test]
+    fn ascii_texts_use_the_ascii_capturer_with_the_same_groups() {
+        let p = r"^(?i)(?P<w>\w+) for (?P<u>\S+) from (?P<ip>(?:\d{1,3}\.){3}\d{1,3})\b(?P<r>.*)$";
+        let re = PyRegex::new(p, false).unwrap();
+        let texts = [
+            "Failed for root from 192.0.2.7 port 22",
+            "fAILED for r\u{f6}\u{f6}t from 198.51.100.9",
+            "\u{e9}t\u{e9} for x from 203.0.113.1 \u{2028}",
+            "K for \u{212a} from 192.0.2.200",
+        ];
+        for t in texts {
+            let (mut a, mut b) = (Caps::default(), Caps::default());
+            assert_eq!(re.search(t, &mut a), Search::Match, "{t:?}");
+            assert_eq!(re.search_matching(t, &mut b), Search::Match, "{t:?}");
+            let spans = |c: &Caps| (0..=re.groups()).map(|g| c.get(g)).collect::<Vec<_>>();
+            assert_eq!(spans(&a), spans(&b), "{t:?}");
+        }
+        let Engine::Linear(_, bts) = &re.engine else {
+            panic!("{p} should be linear");
+        };
+        let bts = bts.get().expect("built by search_matching");
+        assert!(bts.ascii.is_some() && bts.unicode.is_some());
+        let small = bts.ascii.as_ref().map(|b| b.get_nfa().states().len());
+        let big = bts.unicode.as_ref().map(|b| b.get_nfa().states().len());
+        assert!(small < big, "{small:?} {big:?}");
     }
 
     #[test]
