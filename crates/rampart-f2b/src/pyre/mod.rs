@@ -397,6 +397,27 @@ mod tests {
     }
 
     #[test]
+    fn greedy_single_character_loops_give_back_like_python() {
+        let m = find(r"(?=(\w*)x)(\w+)", "abcx").unwrap();
+        assert_eq!(m[1].as_deref(), Some("abc"));
+        assert_eq!(m[2].as_deref(), Some("abcx"));
+        let m = find(r"(?i)^(?=k)(k*)k$", "kK\u{212a}K").unwrap();
+        assert_eq!(m[1].as_deref(), Some("kK\u{212a}"));
+        let m = find(r"^(?P<a>[^:]*) (?P<b>.*)(?<=\d)$", "x y: \u{e9}t\u{e9} 12").unwrap();
+        assert_eq!(m[1].as_deref(), Some("x"));
+        assert_eq!(m[2].as_deref(), Some("y: \u{e9}t\u{e9} 12"));
+        let m = find(
+            r"^(?P<a>[^:]*) (?P<b>\S+)(?<=\d)$",
+            "\u{e9} \u{e0} \u{fc} 12",
+        )
+        .unwrap();
+        assert_eq!(m[1].as_deref(), Some("\u{e9} \u{e0} \u{fc}"));
+        assert_eq!(m[2].as_deref(), Some("12"));
+        assert!(find(r"^a*(?!b)a", "aaab").is_some());
+        assert!(find(r"^\S*(?<=z)$", "abc").is_none());
+    }
+
+    #[test]
     fn step_limit_stops_catastrophic_patterns() {
         let re = PyRegex::new(r"^(a+)+(?!x)b", false).unwrap();
         let text = "a".repeat(40);
