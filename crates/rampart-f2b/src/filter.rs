@@ -56,7 +56,7 @@ pub struct Rx {
 }
 
 impl Rx {
-    fn new(expanded: &str, multiline: bool) -> Result<Self, String> {
+    pub(crate) fn new(expanded: &str, multiline: bool) -> Result<Self, String> {
         let re = PyRegex::new(expanded, multiline)?;
         let mut named: Vec<(Arc<str>, usize)> = re
             .names()
