@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use jiff::tz::TimeZone;
-use rampart_core::Timestamp;
+use rampart_core::{Civil, Timestamp};
 
 use crate::pyre::{Caps, PyRegex, Search};
 
@@ -837,7 +837,6 @@ impl DateDetector {
         }
         self.last_pos = (s, char_before(line, s), char_at(line, s));
         self.last_end = (e, char_before(line, e), char_at(line, e));
-        let t = Arc::clone(&self.slots[i].t);
         let caps = std::mem::take(&mut self.caps);
         if i != 0 && i != self.last_idx {
             i = self.reorder(i);
@@ -846,6 +845,8 @@ impl DateDetector {
         let (span, time) = match fast {
             Some(p) => ((s, e), finish(p, &self.zone, now, &mut self.zcache)),
             None => {
+                // (the matched template, at its place after any reordering)
+                let t = Arc::clone(&self.slots[i].t);
                 let span = caps.get(1).unwrap_or((s, s));
                 let time = if span.0 == span.1 {
                     None
@@ -1028,7 +1029,7 @@ fn local_to_utc(tz: &TimeZone, naive: i64) -> Option<i64> {
 }
 
 /// Date fields read from a match, before inference.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Parts {
     year: Option<i32>,
     month: Option<u32>,
@@ -1103,8 +1104,11 @@ fn parse_fields(fields: &[(&str, &str)]) -> Option<Parts> {
 struct ZoneCache {
     hour: i64,
     offset: Option<i64>,
-    /// (now, now in local civil seconds) of the last call.
-    now: Option<(i64, i64)>,
+    /// (now, now in local civil seconds, its civil date) of the last call.
+    now: Option<(i64, i64, Civil)>,
+    /// The last conversion (fields, now, result): consecutive log lines often carry the
+    /// same second, and [`finish`] depends only on these (the zone is fixed per detector).
+    last: Option<(Parts, i64, Option<Timestamp>)>,
 }
 
 impl ZoneCache {
@@ -1127,6 +1131,22 @@ impl ZoneCache {
 
 /// Year and day inference, zone, and the Unix time of `p` (fail2ban's rules).
 fn finish(p: Parts, zone: &DefaultZone, now: i64, cache: &mut ZoneCache) -> Option<Timestamp> {
+    if let Some((lp, ln, t)) = cache.last {
+        if lp == p && ln == now {
+            return t;
+        }
+    }
+    let t = finish_uncached(p, zone, now, cache);
+    cache.last = Some((p, now, t));
+    t
+}
+
+fn finish_uncached(
+    p: Parts,
+    zone: &DefaultZone,
+    now: i64,
+    cache: &mut ZoneCache,
+) -> Option<Timestamp> {
     let Parts {
         year,
         mut month,
@@ -1137,15 +1157,15 @@ fn finish(p: Parts, zone: &DefaultZone, now: i64, cache: &mut ZoneCache) -> Opti
         mut tzoff,
         julian,
     } = p;
-    let now_local = match cache.now {
-        Some((n, l)) if n == now => l,
+    let (now_local, now_civil) = match cache.now {
+        Some((n, l, c)) if n == now => (l, c),
         _ => {
             let l = local_naive_now(zone, now);
-            cache.now = Some((now, l));
-            l
+            let c = Timestamp::from_secs(l).to_civil();
+            cache.now = Some((now, l, c));
+            (l, c)
         }
     };
-    let now_civil = Timestamp::from_secs(now_local).to_civil();
     let mut assume_year = false;
     let year = match year {
         Some(y) => y,

@@ -4,6 +4,7 @@
 //! check-all mode), ignoreregex veto, multi-line correlation by `<F-MLFID>` with
 //! `<F-NOFAIL>`, `<F-MLFFORGET>`, `<F-MLFGAINED>`, and the failure id.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -55,7 +56,7 @@ pub struct Rx {
 }
 
 impl Rx {
-    fn new(expanded: &str, multiline: bool) -> Result<Self, String> {
+    pub(crate) fn new(expanded: &str, multiline: bool) -> Result<Self, String> {
         let re = PyRegex::new(expanded, multiline)?;
         let mut named: Vec<(Arc<str>, usize)> = re
             .names()
@@ -173,8 +174,11 @@ impl Rx {
 pub struct Fields {
     vals: Vec<(Arc<str>, Option<String>)>,
     users: Option<BTreeSet<String>>,
-    matches: Option<Vec<String>>,
-    nofail_matches: Option<Vec<String>>,
+    /// Lines merged into this failure (fail2ban keeps the lines; only their number is
+    /// ever read).
+    matches: usize,
+    /// Lines merged while the id was only `nofail` data.
+    nofail_matches: usize,
     pending: bool,
 }
 
@@ -255,8 +259,9 @@ pub struct Failure {
     pub attempts: usize,
     /// `<F-NOFAIL>` (or a success): not a failure, only data for the MLFID.
     pub nofail: bool,
-    /// The named values (groups and merged multi-line data).
-    pub fields: Fields,
+    /// The named values (groups and merged multi-line data); shared with the multi-line
+    /// id cache.
+    pub fields: Arc<Fields>,
 }
 
 impl Failure {
@@ -280,13 +285,14 @@ pub struct F2bFilter {
     pref: Option<Rx>,
     fail: Vec<Rx>,
     ignore: Vec<Rx>,
-    opts: LoadOptions,
     prefilter: Option<AhoCorasick>,
     /// The linear failregexes in one set (one pass finds which can match) and, per
     /// failregex, its index in the set.
     set: Option<regex::RegexSet>,
     set_index: Vec<Option<usize>>,
     pref_fast: Option<PrefFast>,
+    /// The date detector in its initial state, copied into each new [`State`].
+    date: DateDetector,
 }
 
 /// For a prefregex `^<F-MLFID>P</F-MLFID>Q<F-CONTENT>.+</F-CONTENT>$` (sshd's form): the
@@ -363,7 +369,8 @@ pub struct State {
     last_time_text: String,
     buffer: VecDeque<(String, String, String)>,
     /// (mlfid, expiry in Unix seconds, data), oldest first; bounded by MLFID_CACHE_SIZE.
-    mlfid: VecDeque<(String, i64, Fields, u64)>,
+    /// The data is shared with the last [`Failure`] of that id (copied on write).
+    mlfid: VecDeque<(String, i64, Arc<Fields>, u64)>,
     check_all: bool,
     caps: Caps,
     record: Option<Vec<(String, bool, String)>>,
@@ -471,8 +478,9 @@ impl F2bFilter {
                     .map_err(|m| regex_err(&name, "ignoreregex", i, m))?,
             );
         }
-        // The date detector is built once here to report errors at load time.
-        DateDetector::new(
+        // The date detector is built once here (errors are reported at load time); each
+        // state starts from a copy (the compiled templates are shared).
+        let date = DateDetector::new(
             def.datepattern.as_deref(),
             opts.zone.clone(),
             opts.current_year,
@@ -508,12 +516,12 @@ impl F2bFilter {
             None
         };
         Ok(F2bFilter {
+            date,
             pref_fast,
             def,
             pref,
             fail,
             ignore,
-            opts,
             prefilter,
             set,
             set_index,
@@ -522,17 +530,8 @@ impl F2bFilter {
 
     /// A fresh per-source state.
     pub fn new_state(&self) -> State {
-        let date = DateDetector::new(
-            self.def.datepattern.as_deref(),
-            self.opts.zone.clone(),
-            self.opts.current_year,
-        )
-        .unwrap_or_else(|_| {
-            DateDetector::new(None, self.opts.zone.clone(), self.opts.current_year)
-                .expect("the default date templates compile")
-        });
         State {
-            date,
+            date: self.date.clone(),
             last_date: None,
             last_time_text: String::new(),
             buffer: VecDeque::new(),
@@ -707,17 +706,16 @@ impl F2bFilter {
                 }
             }
         }
-        let tuple = match cut {
-            Some((s, e)) if date.is_some() || !reuse_text => (
-                text[..s].to_owned(),
-                text[s..e].to_owned(),
-                text[e..].to_owned(),
-            ),
-            Some(_) => (String::new(), state.last_time_text.clone(), text.to_owned()),
-            None if reuse_text => (String::new(), state.last_time_text.clone(), text.to_owned()),
-            None => (String::new(), String::new(), text.to_owned()),
+        let last_time;
+        let parts = match cut {
+            Some((s, e)) if date.is_some() || !reuse_text => (&text[..s], &text[s..e], &text[e..]),
+            Some(_) | None if reuse_text => {
+                last_time = state.last_time_text.clone();
+                ("", last_time.as_str(), text)
+            }
+            Some(_) | None => ("", "", text),
         };
-        self.find_failure(state, tuple, date, now, content_start, set_hits)
+        self.find_failure(state, parts, date, now, content_start, set_hits)
     }
 
     /// Whether some failregex may match `buf` (the set of linear ones, then the literal
@@ -766,8 +764,8 @@ impl F2bFilter {
     ) -> Vec<Failure> {
         state.last_time_text = time.to_string();
         state.last_date = Some(time);
-        let tuple = (String::new(), state.last_time_text.clone(), text.to_owned());
-        self.find_failure(state, tuple, Some(time), now, None, None)
+        let time_text = state.last_time_text.clone();
+        self.find_failure(state, ("", &time_text, text), Some(time), now, None, None)
     }
 
     fn search(&self, rx: &Rx, state: &mut State, text: &str) -> bool {
@@ -795,10 +793,13 @@ impl F2bFilter {
         false
     }
 
+    /// fail2ban's `findFailure` for one line, given as (text before the date, the date
+    /// text, text after it). A single-line filter (`maxlines` 1) works on borrowed text
+    /// and keeps no buffer; owned data is built only for a line that matches.
     fn find_failure(
         &self,
         state: &mut State,
-        tuple: (String, String, String),
+        parts: (&str, &str, &str),
         date: Option<Timestamp>,
         now: i64,
         content_start: Option<usize>,
@@ -806,19 +807,9 @@ impl F2bFilter {
     ) -> Vec<Failure> {
         let mut out = Vec::new();
         let maxlines = self.def.maxlines.min(MAX_BUFFER_LINES);
-        let org: Vec<(String, String, String)> = if maxlines > 1 {
-            state.buffer.push_back(tuple);
-            while state.buffer.len() > maxlines {
-                state.buffer.pop_front();
-            }
-            state.buffer.iter().cloned().collect()
-        } else {
-            // A single-line buffer is rebuilt from each line: no copy kept in the state
-            // until the line's buffer changes (content replacement, matched lines).
-            state.buffer.clear();
-            vec![tuple]
-        };
-        let join = |lines: &[(String, String, String)]| -> String {
+        // A single-line buffer is rebuilt from each line, so no copy is kept in the state.
+        let single = maxlines <= 1;
+        let join = |lines: &[Tuple]| -> String {
             let mut s = String::new();
             for (i, (a, _, c)) in lines.iter().enumerate() {
                 if i > 0 {
@@ -829,7 +820,25 @@ impl F2bFilter {
             }
             s
         };
-        let mut buf = join(&org);
+        let org: Vec<Tuple> = if single {
+            state.buffer.clear();
+            Vec::new()
+        } else {
+            state
+                .buffer
+                .push_back((parts.0.to_owned(), parts.1.to_owned(), parts.2.to_owned()));
+            while state.buffer.len() > maxlines {
+                state.buffer.pop_front();
+            }
+            state.buffer.iter().cloned().collect()
+        };
+        let mut buf: Cow<'_, str> = if !single {
+            Cow::Owned(join(&org))
+        } else if parts.0.is_empty() {
+            Cow::Borrowed(parts.2)
+        } else {
+            Cow::Owned(format!("{}{}", parts.0, parts.2))
+        };
         if !self.ignore.is_empty()
             && self.ignore.len() + 2 < self.fail.len()
             && self.ignored(state, &buf)
@@ -840,7 +849,7 @@ impl F2bFilter {
         let mut pre = Fields::default();
         // With the fast path the prefregex groups (only mlfid) are read when a failregex
         // matches: (line, end of the mlfid group).
-        let mut pre_lazy: Option<String> = None;
+        let mut pre_lazy: Option<Cow<'_, str>> = None;
         if let Some(p) = &self.pref {
             let fast = match (&self.pref_fast, maxlines) {
                 (Some(_), 1) if content_start.is_some() => content_start,
@@ -852,12 +861,17 @@ impl F2bFilter {
                 _ => None,
             };
             match fast {
-                Some(start) => {
-                    let c = buf[start..].to_owned();
-                    pre_lazy = Some(std::mem::replace(&mut buf, c.clone()));
-                    state.buffer.clear();
-                    state.buffer.push_back((String::new(), String::new(), c));
-                }
+                // Only single-line buffers take the fast path.
+                Some(start) => match std::mem::take(&mut buf) {
+                    Cow::Borrowed(line) => {
+                        buf = Cow::Borrowed(&line[start..]);
+                        pre_lazy = Some(Cow::Borrowed(line));
+                    }
+                    Cow::Owned(line) => {
+                        buf = Cow::Owned(line[start..].to_owned());
+                        pre_lazy = Some(Cow::Owned(line));
+                    }
+                },
                 None => {
                     if !self.search(p, state, &buf) {
                         return out;
@@ -865,11 +879,13 @@ impl F2bFilter {
                     pre = p.groups(&buf, &state.caps);
                     let content = pre.pop("content");
                     if let Some(c) = content.filter(|c| !c.is_empty()) {
-                        state.buffer.clear();
-                        state
-                            .buffer
-                            .push_back((String::new(), String::new(), c.clone()));
-                        buf = c;
+                        if !single {
+                            state.buffer.clear();
+                            state
+                                .buffer
+                                .push_back((String::new(), String::new(), c.clone()));
+                        }
+                        buf = Cow::Owned(c);
                     }
                 }
             }
@@ -882,54 +898,71 @@ impl F2bFilter {
         for (idx, rx) in self.fail.iter().enumerate() {
             if !buf_valid {
                 let lines: Vec<_> = state.buffer.iter().cloned().collect();
-                buf = join(&lines);
+                buf = Cow::Owned(join(&lines));
                 buf_valid = true;
                 set_hits = None;
             }
+            let mut known = false;
             if let (Some(set), Some(k)) = (&self.set, self.set_index[idx]) {
                 let hits = set_hits.get_or_insert_with(|| set.matches(&buf));
                 if !hits.matched(k) {
                     continue;
                 }
+                known = true;
             } else if let Some(g) = &rx.gate {
-                if !g.is_match(&buf) {
+                if !g.is_match(&*buf) {
                     continue;
                 }
             }
-            if !self.search(rx, state, &buf) {
+            let hit = if known {
+                // The set saw the match: only its groups are left to find.
+                rx.re.search_matching(&buf, &mut state.caps) == Search::Match
+            } else {
+                self.search(rx, state, &buf)
+            };
+            if !hit {
                 continue;
             }
             let caps = std::mem::take(&mut state.caps);
             let mut fail = rx.groups(&buf, &caps);
-            let (matched, unmatched) = matched_lines(rx, &buf, &caps, &org);
+            // (lines the match covers, the others): a single line is matched whole.
+            let (matched, unmatched) = if single {
+                (Vec::new(), Vec::new())
+            } else {
+                matched_lines(rx, &buf, &caps, &org)
+            };
+            let matched_count = if single { 1 } else { matched.len() };
             state.caps = caps;
             if !self.ignore.is_empty() {
-                let ibuf = if maxlines > 1 {
-                    join(&matched)
+                let vetoed = if single {
+                    self.ignored(state, &buf)
                 } else {
-                    buf.clone()
+                    self.ignored(state, &join(&matched))
                 };
-                if self.ignored(state, &ibuf) {
+                if vetoed {
                     state.ignored += 1;
-                    if !state.check_all || maxlines > 1 {
+                    if !single {
                         state.buffer = unmatched.iter().cloned().collect();
+                        buf_valid = false;
                     }
-                    // A single-line buffer only changes when the loop ends (first-match mode).
-                    buf_valid = maxlines == 1;
                     if !state.check_all {
                         break;
                     }
                     continue;
                 }
             }
-            if !state.check_all || maxlines > 1 {
+            if !single {
                 state.buffer = unmatched.iter().cloned().collect();
-                // A single-line buffer only changes when the loop ends (first-match mode).
-                buf_valid = maxlines == 1;
+                buf_valid = false;
             }
-            if let (Some(line), Some(pf)) = (pre_lazy.take(), &self.pref_fast) {
+            if let (Some(line), Some(pf), Some(p)) = (pre_lazy.take(), &self.pref_fast, &self.pref)
+            {
                 let end = pf.mlfid.find(&line).map_or(0, |m| m.end());
-                pre.set("mlfid", Some(line[..end].to_owned()));
+                let v = Some(line[..end].to_owned());
+                match p.named.iter().find(|(n, _)| &**n == "mlfid") {
+                    Some((k, _)) => pre.set_arc(k, v),
+                    None => pre.set("mlfid", v),
+                }
             }
             if !pre.vals.is_empty() {
                 let mut merged = pre.clone();
@@ -938,51 +971,45 @@ impl F2bFilter {
                 }
                 fail = merged;
             }
-            let matched_text: Vec<String> = matched
-                .iter()
-                .map(|(a, b, c)| format!("{a}{b}{c}"))
-                .collect();
             let mlfid = fail.get("mlfid").map(str::to_owned);
-            let mut aliased = false;
+            // The multi-line id whose cache entry takes this failure's final data (shared
+            // with the result, not copied).
+            let mut cached: Option<&str> = None;
             if let Some(id) = &mlfid {
-                let (f, a) = merge_failure(state, id, fail, matched_text, now, date);
+                let (f, aliased) = merge_failure(state, id, fail, matched_count, now, date);
                 fail = f;
-                aliased = a;
+                cached = aliased.then_some(id.as_str());
                 if fail.truthy("nofail") && !state.check_all {
+                    if let Some(id) = cached {
+                        store_mlfid(state, id, Arc::new(fail));
+                    }
                     return out;
                 }
             } else {
-                let mut m = fail.matches.take().unwrap_or_default();
-                m.extend(matched_text);
-                fail.matches = Some(m);
+                fail.matches += matched_count;
             }
             let id = failure_id(&fail, mlfid.is_some());
             if id.is_none() {
                 fail.pending = true;
-                if aliased {
-                    if let Some(e) = state
-                        .mlfid
-                        .iter_mut()
-                        .find(|e| Some(&e.0) == mlfid.as_ref())
-                    {
-                        e.2.pending = true;
-                    }
-                }
             }
             let users: Vec<String> = fail
                 .users
                 .as_ref()
                 .map(|u| u.iter().cloned().collect())
                 .unwrap_or_default();
+            let fields = Arc::new(fail);
+            if let Some(id) = cached {
+                store_mlfid(state, id, Arc::clone(&fields));
+            }
             out.push(Failure {
-                nofail: fail.truthy("nofail"),
-                user: fail.get("user").map(str::to_owned),
+                nofail: fields.truthy("nofail"),
+                user: fields.get("user").map(str::to_owned),
                 users,
-                attempts: fail.matches.as_ref().map_or(0, Vec::len),
+                attempts: fields.matches,
                 id,
                 time: date,
                 pattern: idx,
-                fields: fail,
+                fields,
             });
             if !state.check_all {
                 break;
@@ -1088,7 +1115,7 @@ fn merge_failure(
     state: &mut State,
     mlfid: &str,
     mut fail: Fields,
-    matched: Vec<String>,
+    matched: usize,
     now: i64,
     date: Option<Timestamp>,
 ) -> (Fields, bool) {
@@ -1115,7 +1142,7 @@ fn merge_failure(
     let mut target: Fields;
     let aliased;
     if let Some(p) = pos {
-        let mut g = std::mem::take(&mut state.mlfid[p].2);
+        let mut g = Arc::unwrap_or_clone(std::mem::take(&mut state.mlfid[p].2));
         users = update_users(&mut g, fail.get("user"));
         if g.pop("nofail").is_some_and(|v| !v.is_empty()) {
             nf |= 4;
@@ -1127,7 +1154,7 @@ fn merge_failure(
             g.pending = false;
         }
         if nf & 4 == 0 && !g.pending {
-            g.matches = None;
+            g.matches = 0;
         }
         for (k, v) in fail.vals.drain(..) {
             if v.is_some() {
@@ -1154,12 +1181,9 @@ fn merge_failure(
             }
         }
         state.mlfid.retain(|e| !(e.3 == h && e.0 == mlfid));
-        state.mlfid.push_back((
-            mlfid.to_owned(),
-            now + MLFID_CACHE_SECS,
-            Fields::default(),
-            h,
-        ));
+        state
+            .mlfid
+            .push_back((mlfid.to_owned(), now + MLFID_CACHE_SECS, Arc::default(), h));
         aliased = true;
     } else {
         users = fail.users.clone();
@@ -1172,23 +1196,25 @@ fn merge_failure(
         nf &= !(8 | 1);
     }
     if nf & 1 == 0 {
-        let mut m = target.nofail_matches.take().unwrap_or_default();
-        m.extend(target.matches.take().unwrap_or_default());
+        let mut m =
+            std::mem::take(&mut target.nofail_matches) + std::mem::take(&mut target.matches);
         if nf & 8 == 0 {
-            m.extend(matched);
+            m += matched;
         }
-        target.matches = Some(m);
+        target.matches = m;
     } else if nf & 3 == 1 {
-        let mut m = target.nofail_matches.take().unwrap_or_default();
-        m.extend(matched);
-        target.nofail_matches = Some(m);
-    }
-    if aliased {
-        if let Some(e) = state.mlfid.iter_mut().find(|e| e.3 == h && e.0 == mlfid) {
-            e.2 = target.clone();
-        }
+        target.nofail_matches += matched;
     }
     (target, aliased)
+}
+
+/// Puts the final data of a failure into the cache entry of `mlfid` (which
+/// [`merge_failure`] found or made).
+fn store_mlfid(state: &mut State, mlfid: &str, fields: Arc<Fields>) {
+    let h = key_hash(mlfid);
+    if let Some(e) = state.mlfid.iter_mut().find(|e| e.3 == h && e.0 == mlfid) {
+        e.2 = fields;
+    }
 }
 
 /// A hash of an MLFID, compared before the string in cache look-ups.

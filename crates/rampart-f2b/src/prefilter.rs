@@ -108,6 +108,30 @@ pub fn build(_pref: Option<&Rx>, fail: &[Rx]) -> Option<AhoCorasick> {
     }
     pats.sort();
     pats.dedup();
+    // A literal that contains another one adds nothing (a line with it has the other
+    // too); dropping it leaves the same lines and less for the scan to verify.
+    let key = |p: &str| {
+        if icase {
+            p.to_ascii_lowercase()
+        } else {
+            p.to_owned()
+        }
+    };
+    let keys: Vec<String> = pats.iter().map(|p| key(p)).collect();
+    let redundant: Vec<bool> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            keys.iter()
+                .enumerate()
+                .any(|(j, o)| j != i && k.contains(o.as_str()) && (k != o || j < i))
+        })
+        .collect();
+    let pats: Vec<String> = pats
+        .into_iter()
+        .zip(redundant)
+        .filter_map(|(p, r)| (!r).then_some(p))
+        .collect();
     AhoCorasickBuilder::new()
         .ascii_case_insensitive(icase)
         .match_kind(MatchKind::LeftmostFirst)
@@ -133,5 +157,31 @@ mod tests {
             ))
         );
         assert_eq!(required_literals(r"^\S+ x? \d+$", false), None);
+    }
+
+    #[test]
+    fn literals_containing_others_leave_the_same_lines() {
+        let rx = |p: &str| Rx::new(p, false).unwrap();
+        let fail = [
+            rx(r"^Failed \S+ for"),
+            rx(r"^Failed publickey for invalid user \S+"),
+            rx(r"(?i)^Accepted \w+ for"),
+            rx(r"accepted password"),
+        ];
+        let ac = build(None, &fail).unwrap();
+        assert_eq!(
+            ac.patterns_len(),
+            2,
+            "only `Failed ` and `accepted ` are needed"
+        );
+        for (line, hit) in [
+            ("Failed password for root", true),
+            ("Failed publickey for invalid user x", true),
+            ("ACCEPTED PASSWORD", true),
+            ("accepted", false),
+            ("Failedpassword", false),
+        ] {
+            assert_eq!(ac.is_match(line), hit, "{line}");
+        }
     }
 }

@@ -36,7 +36,37 @@ enum Inst {
     RepStart(usize),
     /// Fail if the loop iteration consumed nothing.
     RepCheck(usize),
+    /// A greedy `x*` whose body matches exactly one character: takes the longest run,
+    /// then continues at pc + 1, giving back one character at a time on backtracking
+    /// (what `Split`, body, `Jmp` would do, in far fewer steps).
+    Star(One),
     Match,
+}
+
+/// A single-character matcher (the body of [`Inst::Star`]).
+#[derive(Debug, Clone, Copy)]
+enum One {
+    Char(char),
+    CharI(char),
+    Any,
+    AnyNl,
+    Class(usize),
+}
+
+/// The single-character matcher for `n`, if it is one.
+fn one_of(n: &Node, classes: &mut Vec<Class>) -> Option<One> {
+    Some(match n {
+        Node::Literal { c, icase: false } => One::Char(*c),
+        Node::Literal { c, icase: true } => One::CharI(fold(*c)),
+        Node::Any { dotall: false } => One::Any,
+        Node::Any { dotall: true } => One::AnyNl,
+        Node::Class(c) => {
+            classes.push(c.clone());
+            One::Class(classes.len() - 1)
+        }
+        Node::Group { index: None, node } => one_of(node, classes)?,
+        _ => return None,
+    })
 }
 
 /// A compiled backtracking program.
@@ -44,6 +74,13 @@ enum Inst {
 pub struct Prog {
     insts: Vec<Inst>,
     classes: Vec<Class>,
+    /// Per class, its answer for each ASCII character (bit `c` of the 128), so the
+    /// common case needs no walk over the class items.
+    ascii: Vec<[u64; 2]>,
+    /// For the `Split` at pc `p`, `firsts[split_at[p]]`: what may come next on each of
+    /// its two branches.
+    split_at: Vec<u32>,
+    firsts: Vec<(First, First)>,
     slots: usize,
     regs: usize,
     anchored: bool,
@@ -182,6 +219,11 @@ impl Compiler {
                     self.node(node)?;
                 }
                 match max {
+                    None if *greedy && one_of(node, &mut Vec::new()).is_some() => {
+                        if let Some(one) = one_of(node, &mut self.classes) {
+                            self.push(Inst::Star(one))?;
+                        }
+                    }
                     None => {
                         let check = nullable(node);
                         let reg = self.regs;
@@ -319,7 +361,35 @@ impl Prog {
         c.push(Inst::Save(1))?;
         c.push(Inst::Match)?;
         let anchored = starts_anchored(node);
+        let ascii: Vec<[u64; 2]> = c
+            .classes
+            .iter()
+            .map(|cl| {
+                let mut bits = [0u64; 2];
+                for b in 0u8..128 {
+                    if class_has(cl, char::from(b)) {
+                        bits[usize::from(b >> 6)] |= 1 << (b & 63);
+                    }
+                }
+                bits
+            })
+            .collect();
+        let mut split_at = vec![u32::MAX; c.insts.len()];
+        let mut firsts = Vec::new();
+        for (pc, inst) in c.insts.iter().enumerate() {
+            if let Inst::Split(a, b) = *inst {
+                split_at[pc] = u32::try_from(firsts.len()).map_err(|e| e.to_string())?;
+                firsts.push((first_of(&c.insts, &ascii, a), first_of(&c.insts, &ascii, b)));
+            } else if let Inst::Star(_) = inst {
+                // (what may follow the loop, unused)
+                split_at[pc] = u32::try_from(firsts.len()).map_err(|e| e.to_string())?;
+                firsts.push((first_of(&c.insts, &ascii, pc + 1), First::ALL));
+            }
+        }
         Ok(Prog {
+            split_at,
+            firsts,
+            ascii,
             insts: c.insts,
             classes: c.classes,
             slots: 2 * (groups + 1),
@@ -376,6 +446,114 @@ impl Prog {
     }
 }
 
+/// What may come next where a branch starts: a bit per byte value, and whether the end of
+/// the text may. A branch whose set lacks what comes next would fail before consuming
+/// anything or changing any state that outlives it, so skipping it changes no result.
+#[derive(Debug, Clone, Copy, Default)]
+struct First {
+    bytes: [u64; 4],
+    end: bool,
+}
+
+impl First {
+    const ALL: First = First {
+        bytes: [u64::MAX; 4],
+        end: true,
+    };
+
+    fn add(&mut self, b: u8) {
+        self.bytes[usize::from(b >> 6)] |= 1 << (b & 63);
+    }
+
+    /// Every byte that starts or continues a non-ASCII character.
+    fn add_non_ascii(&mut self) {
+        self.bytes[2] = u64::MAX;
+        self.bytes[3] = u64::MAX;
+    }
+
+    #[inline]
+    fn has(&self, next: Option<&u8>) -> bool {
+        match next {
+            Some(&b) => self.bytes[usize::from(b >> 6)] >> (b & 63) & 1 != 0,
+            None => self.end,
+        }
+    }
+}
+
+/// Instructions a [`first_of`] walk may visit before it settles for "anything".
+const FIRST_BUDGET: usize = 64;
+
+/// The bytes a match attempt starting at `start` can consume first (conservative: any
+/// assertion, look-around, back-reference or the match itself means "anything").
+fn first_of(insts: &[Inst], ascii: &[[u64; 2]], start: usize) -> First {
+    let mut out = First::default();
+    let mut todo = vec![start];
+    let mut seen: Vec<usize> = Vec::new();
+    while let Some(pc) = todo.pop() {
+        if seen.contains(&pc) {
+            continue;
+        }
+        if seen.len() >= FIRST_BUDGET {
+            return First::ALL;
+        }
+        seen.push(pc);
+        match insts.get(pc) {
+            Some(Inst::Char(c)) => {
+                let mut buf = [0u8; 4];
+                out.add(c.encode_utf8(&mut buf).as_bytes()[0]);
+            }
+            Some(Inst::CharI(c)) if c.is_ascii() => {
+                // A non-ASCII character may fold to an ASCII one (U+212A to `k`).
+                out.add(c.to_ascii_lowercase() as u8);
+                out.add(c.to_ascii_uppercase() as u8);
+                out.add_non_ascii();
+            }
+            Some(Inst::Any) => {
+                let mut all = First::ALL;
+                all.end = false;
+                all.bytes[0] &= !(1 << b'\n');
+                out.bytes
+                    .iter_mut()
+                    .zip(all.bytes)
+                    .for_each(|(o, a)| *o |= a);
+            }
+            Some(Inst::AnyNl) => {
+                out.bytes = [u64::MAX; 4];
+            }
+            Some(Inst::Class(i)) => {
+                out.bytes[0] |= ascii[*i][0];
+                out.bytes[1] |= ascii[*i][1];
+                out.add_non_ascii();
+            }
+            Some(Inst::Star(one)) => {
+                // Zero or more of `one`, then what follows.
+                let body = match *one {
+                    One::Char(c) => Inst::Char(c),
+                    One::CharI(c) => Inst::CharI(c),
+                    One::Any => Inst::Any,
+                    One::AnyNl => Inst::AnyNl,
+                    One::Class(i) => Inst::Class(i),
+                };
+                let f = first_of(std::slice::from_ref(&body), ascii, 0);
+                out.bytes.iter_mut().zip(f.bytes).for_each(|(o, a)| *o |= a);
+                todo.push(pc + 1);
+            }
+            Some(Inst::Save(_) | Inst::RepStart(_)) => todo.push(pc + 1),
+            Some(Inst::Jmp(a)) => todo.push(*a),
+            Some(Inst::Split(a, b)) => {
+                todo.push(*b);
+                todo.push(*a);
+            }
+            Some(Inst::Cond(_, no)) => {
+                todo.push(*no);
+                todo.push(pc + 1);
+            }
+            _ => return First::ALL,
+        }
+    }
+    out
+}
+
 fn starts_anchored(n: &Node) -> bool {
     match n {
         Node::Start { multiline: false } | Node::StartText => true,
@@ -400,6 +578,13 @@ thread_local! {
 
 enum Frame {
     Branch(usize, usize),
+    /// Backtracking into an [`Inst::Star`] at `pc`: the loop began at `lo`; positions
+    /// below `hi` are still to be tried (longest first).
+    Star {
+        pc: usize,
+        lo: usize,
+        hi: usize,
+    },
     Slot(usize, Option<usize>),
     Reg(usize, usize),
 }
@@ -434,6 +619,67 @@ impl Machine<'_> {
         self.prev_char(pos).is_some_and(is_word) != self.next_char(pos).is_some_and(is_word)
     }
 
+    /// The position after one `one` at `pos`, if it matches there.
+    #[inline]
+    fn one(&self, one: One, pos: usize) -> Option<usize> {
+        match self.text.as_bytes().get(pos) {
+            Some(&b) if b < 0x80 => {
+                let hit = match one {
+                    // A non-ASCII `c` (folded or not) never equals an ASCII character.
+                    One::Char(c) | One::CharI(c) if !c.is_ascii() => false,
+                    One::Char(c) => b == c as u8,
+                    One::CharI(c) => b.to_ascii_lowercase() == c as u8,
+                    One::Any => b != b'\n',
+                    One::AnyNl => true,
+                    One::Class(i) => self.prog.ascii[i][usize::from(b >> 6)] >> (b & 63) & 1 != 0,
+                };
+                hit.then_some(pos + 1)
+            }
+            Some(_) => {
+                let x = self.next_char(pos)?;
+                let hit = match one {
+                    One::Char(c) => x == c,
+                    One::CharI(c) => fold(x) == c,
+                    One::Any => x != '\n',
+                    One::AnyNl => true,
+                    One::Class(i) => class_has(&self.prog.classes[i], x),
+                };
+                hit.then(|| pos + x.len_utf8())
+            }
+            None => None,
+        }
+    }
+
+    /// Tries the [`Inst::Star`] at `pc` (run from `lo` to `hi`) at `hi` or, when what
+    /// follows cannot start there, the longest shorter run where it can; remembers the
+    /// rest for backtracking.
+    fn star_first(&mut self, pc: usize, lo: usize, hi: usize) -> Option<usize> {
+        let follow = self.prog.firsts[self.prog.split_at[pc] as usize].0;
+        let mut q = hi;
+        loop {
+            if follow.has(self.text.as_bytes().get(q)) {
+                if q > lo {
+                    self.stack.push(Frame::Star { pc, lo, hi: q });
+                }
+                return Some(q);
+            }
+            if q <= lo {
+                return None;
+            }
+            q -= self.prev_char(q).map_or(1, char::len_utf8);
+            self.steps += 1;
+        }
+    }
+
+    /// The next shorter run of the [`Inst::Star`] at `pc` to try, below `hi`.
+    fn star_next(&mut self, pc: usize, lo: usize, hi: usize) -> Option<usize> {
+        if hi <= lo {
+            return None;
+        }
+        let q = hi - self.prev_char(hi).map_or(1, char::len_utf8);
+        self.star_first(pc, lo, q)
+    }
+
     /// Runs from `pc` at `pos`; returns the end position of the first match. The stack
     /// below the current base is left as it was.
     fn run(&mut self, pc: usize, pos: usize, mode: Mode) -> Result<Option<usize>, StepLimit> {
@@ -443,6 +689,13 @@ impl Machine<'_> {
             let Some(frame) = self.stack.pop() else { break };
             let (mut pc, mut pos) = match frame {
                 Frame::Branch(pc, pos) => (pc, pos),
+                Frame::Star { pc, lo, hi } => {
+                    self.steps += 1;
+                    match self.star_next(pc, lo, hi) {
+                        Some(q) => (pc + 1, q),
+                        None => continue,
+                    }
+                }
                 Frame::Slot(s, v) => {
                     self.slots[s] = v;
                     continue;
@@ -468,7 +721,7 @@ impl Machine<'_> {
                             Mode::Keep => {
                                 let mut w = base;
                                 for r in base..self.stack.len() {
-                                    if !matches!(self.stack[r], Frame::Branch(..)) {
+                                    if matches!(self.stack[r], Frame::Slot(..) | Frame::Reg(..)) {
                                         self.stack.swap(w, r);
                                         w += 1;
                                     }
@@ -516,12 +769,21 @@ impl Machine<'_> {
                         }
                         None => false,
                     },
-                    Inst::Class(i) => match self.next_char(pos) {
-                        Some(x) if class_has(&self.prog.classes[i], x) => {
-                            pos += x.len_utf8();
-                            true
+                    Inst::Class(i) => match self.text.as_bytes().get(pos) {
+                        Some(&b) if b < 0x80 => {
+                            let hit = self.prog.ascii[i][usize::from(b >> 6)] >> (b & 63) & 1 != 0;
+                            if hit {
+                                pos += 1;
+                            }
+                            hit
                         }
-                        _ => false,
+                        _ => match self.next_char(pos) {
+                            Some(x) if class_has(&self.prog.classes[i], x) => {
+                                pos += x.len_utf8();
+                                true
+                            }
+                            _ => false,
+                        },
                     },
                     Inst::Start => pos == 0,
                     Inst::End => pos == self.text.len(),
@@ -530,9 +792,17 @@ impl Machine<'_> {
                     Inst::WordB => self.at_word_boundary(pos),
                     Inst::NotWordB => !self.at_word_boundary(pos),
                     Inst::Split(a, b) => {
-                        self.stack.push(Frame::Branch(b, pos));
-                        pc = a;
-                        continue;
+                        // Branches that cannot take the next byte are not tried.
+                        let next = self.text.as_bytes().get(pos);
+                        let (fa, fb) = &self.prog.firsts[self.prog.split_at[pc] as usize];
+                        if fb.has(next) {
+                            self.stack.push(Frame::Branch(b, pos));
+                        }
+                        if fa.has(next) {
+                            pc = a;
+                            continue;
+                        }
+                        false
                     }
                     Inst::Jmp(a) => {
                         pc = a;
@@ -633,6 +903,26 @@ impl Machine<'_> {
                         true
                     }
                     Inst::RepCheck(r) => self.regs[r] != pos,
+                    Inst::Star(one) => {
+                        let lo = pos;
+                        let mut hi = pos;
+                        while let Some(n) = self.one(one, hi) {
+                            hi = n;
+                            self.steps += 1;
+                        }
+                        if self.steps > STEP_LIMIT {
+                            self.stack.truncate(base);
+                            return Err(StepLimit);
+                        }
+                        // The longest run first: `hi` itself, then shorter ones.
+                        match self.star_first(pc, lo, hi) {
+                            Some(q) => {
+                                pos = q;
+                                true
+                            }
+                            None => false,
+                        }
+                    }
                 };
                 if !ok {
                     break;

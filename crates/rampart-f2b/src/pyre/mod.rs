@@ -7,14 +7,59 @@ pub mod emit;
 pub mod parse;
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use backtrack::{Prog, StepLimit};
+use regex_automata::nfa::thompson::backtrack::{BoundedBacktracker, Cache};
+use regex_automata::util::primitives::NonMaxUsize;
+use regex_automata::Input;
 
 /// Which engine runs a pattern.
 #[derive(Debug, Clone)]
 enum Engine {
-    Linear(regex::Regex),
+    /// The `regex` crate, plus the same pattern on regex-automata's bounded backtracker
+    /// for the captures of a match already known to exist: built on first use (only
+    /// failregexes need it), `None` when it does not build.
+    Linear(regex::Regex, OnceLock<Capturers>),
     Backtrack(Box<Prog>),
+}
+
+/// Bounded backtrackers for the captures of a linear pattern.
+#[derive(Debug, Clone)]
+struct Capturers {
+    /// With the regex crate's defaults (Unicode, UTF-8, all captures): the same
+    /// leftmost-first match and groups as the `regex::Regex`.
+    unicode: Option<BoundedBacktracker>,
+    /// The same pattern with ASCII-only classes, for ASCII texts; only for a pattern
+    /// written in ASCII. On an ASCII text the two agree: what Unicode adds to `\w`, `\d`,
+    /// `\s`, `\b`, `.` and case folding (U+212A for `k` ...) is all outside ASCII, and
+    /// the NFA is several times smaller (less to clear and walk per search).
+    ascii: Option<BoundedBacktracker>,
+}
+
+impl Capturers {
+    fn new(pattern: &str) -> Self {
+        use regex_automata::nfa::thompson;
+        let limit = Some(64 << 20);
+        let unicode = BoundedBacktracker::builder()
+            .thompson(thompson::Config::new().nfa_size_limit(limit))
+            .build(pattern)
+            .ok();
+        let ascii = if pattern.is_ascii() {
+            BoundedBacktracker::builder()
+                .syntax(
+                    regex_automata::util::syntax::Config::new()
+                        .unicode(false)
+                        .utf8(false),
+                )
+                .thompson(thompson::Config::new().utf8(false).nfa_size_limit(limit))
+                .build(pattern)
+                .ok()
+        } else {
+            None
+        };
+        Capturers { unicode, ascii }
+    }
 }
 
 /// A compiled Python pattern.
@@ -26,10 +71,14 @@ pub struct PyRegex {
     source: String,
 }
 
-/// Capture positions of one match: `slots[2*g]..slots[2*g+1]` for group `g`.
+/// Capture positions of one match: `slots[2*g]..slots[2*g+1]` for group `g`, plus the
+/// scratch space the linear capture engine reuses between searches.
 #[derive(Debug, Clone, Default)]
 pub struct Caps {
     slots: Vec<Option<usize>>,
+    /// The bounded backtracker's cache and the backtracker it was last used with.
+    bt_cache: Option<(Cache, usize)>,
+    bt_slots: Vec<Option<NonMaxUsize>>,
 }
 
 impl Caps {
@@ -67,7 +116,7 @@ impl PyRegex {
                 .dfa_size_limit(16 << 20)
                 .build()
                 .map_err(|e| format!("cannot translate {pattern:?}: {e}"))?;
-            Engine::Linear(re)
+            Engine::Linear(re, OnceLock::new())
         };
         Ok(PyRegex {
             engine,
@@ -105,7 +154,7 @@ impl PyRegex {
     /// The `regex` crate pattern, when this runs on the linear engine.
     pub fn linear(&self) -> Option<&regex::Regex> {
         match &self.engine {
-            Engine::Linear(r) => Some(r),
+            Engine::Linear(r, _) => Some(r),
             Engine::Backtrack(_) => None,
         }
     }
@@ -113,7 +162,7 @@ impl PyRegex {
     /// Python's `pattern.search(text, start, end)`.
     pub fn search_in(&self, text: &str, start: usize, end: usize, caps: &mut Caps) -> Search {
         match &self.engine {
-            Engine::Linear(re) => {
+            Engine::Linear(re, _) => {
                 let hay = &text[..end];
                 let mut locs = re.capture_locations();
                 if re.captures_read_at(&mut locs, hay, start).is_none() {
@@ -147,10 +196,53 @@ impl PyRegex {
         self.search_in(text, 0, text.len(), caps)
     }
 
+    /// [`PyRegex::search`] for a text the pattern is already known to match (a `RegexSet`
+    /// said so): a linear pattern's groups come straight from the bounded backtracker,
+    /// without the DFA pass that would first look for the match. Same result as
+    /// [`PyRegex::search`] in every case.
+    pub fn search_matching(&self, text: &str, caps: &mut Caps) -> Search {
+        let Engine::Linear(re, bt) = &self.engine else {
+            return self.search(text, caps);
+        };
+        let bts = bt.get_or_init(|| Capturers::new(re.as_str()));
+        let bt = match (&bts.ascii, &bts.unicode) {
+            (Some(a), _) if text.is_ascii() => a,
+            (_, Some(u)) => u,
+            _ => return self.search(text, caps),
+        };
+        if text.len() > bt.max_haystack_len() {
+            return self.search(text, caps);
+        }
+        let id = std::ptr::from_ref::<BoundedBacktracker>(bt) as usize;
+        let cache = match &mut caps.bt_cache {
+            Some((c, last)) => {
+                if *last != id {
+                    bt.reset_cache(c);
+                    *last = id;
+                }
+                c
+            }
+            slot @ None => &mut slot.insert((bt.create_cache(), id)).0,
+        };
+        let n = 2 * (self.groups + 1);
+        caps.bt_slots.clear();
+        caps.bt_slots.resize(n, None);
+        match bt.try_search_slots(cache, &Input::new(text), &mut caps.bt_slots) {
+            Ok(Some(_)) => {
+                caps.slots.clear();
+                caps.slots
+                    .extend(caps.bt_slots.iter().map(|s| s.map(NonMaxUsize::get)));
+                Search::Match
+            }
+            Ok(None) => Search::NoMatch,
+            Err(_) => self.search(text, caps),
+        }
+    }
+
     /// Whether the pattern matches anywhere in `text` (no captures).
     pub fn is_match(&self, text: &str) -> bool {
         match &self.engine {
-            Engine::Linear(re) => re.is_match(text),
+            Engine::Linear(re, _) => re.is_match(text),
             Engine::Backtrack(_) => {
                 let mut c = Caps::default();
                 self.search(text, &mut c) == Search::Match
@@ -211,6 +303,118 @@ mod tests {
         assert!(!re.is_backtracking());
         assert!(re.is_match("x 12 y"));
         assert!(!re.is_match("x12y"));
+    }
+
+    #[test]
+    fn known_match_captures_equal_a_full_search() {
+        let cases = [
+            (
+                r"^(?P<a>\w+)?x(?P<b>\d*)(c|(d))$",
+                vec!["xc", "abx12d", "abx12c", "é1x9d"],
+            ),
+            (
+                r"from (?P<ip>[\d.]+)(?: port (?P<p>\d+))?",
+                vec!["a from 192.0.2.7 port 22 b", "from 198.51.100.1"],
+            ),
+            (
+                r"(?P<u>.*?) (?P<v>\S*)\s*$",
+                vec!["root 203.0.113.5  ", " "],
+            ),
+        ];
+        for (p, texts) in cases {
+            let re = PyRegex::new(p, false).unwrap();
+            assert!(!re.is_backtracking(), "{p}");
+            for t in texts {
+                let (mut a, mut b) = (Caps::default(), Caps::default());
+                assert_eq!(re.search(t, &mut a), Search::Match, "{p} on {t:?}");
+                assert_eq!(re.search_matching(t, &mut b), Search::Match, "{p} on {t:?}");
+                let spans = |c: &Caps| (0..=re.groups()).map(|g| c.get(g)).collect::<Vec<_>>();
+                assert_eq!(spans(&a), spans(&b), "{p} on {t:?}");
+            }
+        }
+        // Reusing one Caps across patterns (the cache moves between backtrackers).
+        let re2 = PyRegex::new(r"(?P<n>\d+)$", false).unwrap();
+        let mut c = Caps::default();
+        assert_eq!(re2.search_matching("ab 42", &mut c), Search::Match);
+        assert_eq!(c.get(1), Some((3, 5)));
+        assert_eq!(re2.search_matching("ab", &mut c), Search::NoMatch);
+    }
+
+    #[test]
+    fn ascii_texts_use_the_ascii_capturer_with_the_same_groups() {
+        let p = r"^(?i)(?P<w>\w+) for (?P<u>\S+) from (?P<ip>(?:\d{1,3}\.){3}\d{1,3})\b(?P<r>.*)$";
+        let re = PyRegex::new(p, false).unwrap();
+        let texts = [
+            "Failed for root from 192.0.2.7 port 22",
+            "fAILED for r\u{f6}\u{f6}t from 198.51.100.9",
+            "\u{e9}t\u{e9} for x from 203.0.113.1 \u{2028}",
+            "K for \u{212a} from 192.0.2.200",
+        ];
+        for t in texts {
+            let (mut a, mut b) = (Caps::default(), Caps::default());
+            assert_eq!(re.search(t, &mut a), Search::Match, "{t:?}");
+            assert_eq!(re.search_matching(t, &mut b), Search::Match, "{t:?}");
+            let spans = |c: &Caps| (0..=re.groups()).map(|g| c.get(g)).collect::<Vec<_>>();
+            assert_eq!(spans(&a), spans(&b), "{t:?}");
+        }
+        let Engine::Linear(_, bts) = &re.engine else {
+            panic!("{p} should be linear");
+        };
+        let bts = bts.get().expect("built by search_matching");
+        assert!(bts.ascii.is_some() && bts.unicode.is_some());
+        let small = bts.ascii.as_ref().map(|b| b.get_nfa().states().len());
+        let big = bts.unicode.as_ref().map(|b| b.get_nfa().states().len());
+        assert!(small < big, "{small:?} {big:?}");
+    }
+
+    #[test]
+    fn classes_agree_on_ascii_and_beyond() {
+        assert!(find(r"^[^\s:]+:", "héllo:").is_some());
+        assert!(find(r"(?i)^[a-c]+$", "AbC").is_some());
+        assert!(find(r"^(\S+) (?(1)x|y)", "a\u{a0}b x").is_none());
+        assert!(find(r"^(\S+) (?(1)x|y)", "\u{e9}\u{e8} x").is_some());
+        let m = find(r"^(\w+)(?=\s)(?(1)\s\d|x)", "ünï 5").unwrap();
+        assert_eq!(m[1].as_deref(), Some("ünï"));
+    }
+
+    #[test]
+    fn branches_skipped_by_their_first_byte_change_no_match() {
+        // Each of these backtracks (look-around or a conditional) through loops whose
+        // exits start with a fixed byte, at the end of the text, and case-folded.
+        let m = find(
+            r"^(\S+)(?= )(?(1) from|x) (?P<h>\S+?)(?:\.|$)",
+            "bob from 192.0.2.1",
+        )
+        .unwrap();
+        assert_eq!(m[1].as_deref(), Some("bob"));
+        assert_eq!(m[2].as_deref(), Some("192"));
+        let m = find(r"(?i)(k*)(?!y)x$", "ab\u{212A}kx").unwrap();
+        assert_eq!(m[1].as_deref(), Some("\u{212A}k"));
+        assert!(find(r"^a*(?=$)", "aaa").is_some());
+        assert!(find(r"^a*(?=b)", "aaa").is_none());
+        let m = find(r"^[^:]+ from (\d+)(?(1)$|:)", "x from y from 7").unwrap();
+        assert_eq!(m[0].as_deref(), Some("x from y from 7"));
+    }
+
+    #[test]
+    fn greedy_single_character_loops_give_back_like_python() {
+        let m = find(r"(?=(\w*)x)(\w+)", "abcx").unwrap();
+        assert_eq!(m[1].as_deref(), Some("abc"));
+        assert_eq!(m[2].as_deref(), Some("abcx"));
+        let m = find(r"(?i)^(?=k)(k*)k$", "kK\u{212a}K").unwrap();
+        assert_eq!(m[1].as_deref(), Some("kK\u{212a}"));
+        let m = find(r"^(?P<a>[^:]*) (?P<b>.*)(?<=\d)$", "x y: \u{e9}t\u{e9} 12").unwrap();
+        assert_eq!(m[1].as_deref(), Some("x"));
+        assert_eq!(m[2].as_deref(), Some("y: \u{e9}t\u{e9} 12"));
+        let m = find(
+            r"^(?P<a>[^:]*) (?P<b>\S+)(?<=\d)$",
+            "\u{e9} \u{e0} \u{fc} 12",
+        )
+        .unwrap();
+        assert_eq!(m[1].as_deref(), Some("\u{e9} \u{e0} \u{fc}"));
+        assert_eq!(m[2].as_deref(), Some("12"));
+        assert!(find(r"^a*(?!b)a", "aaab").is_some());
+        assert!(find(r"^\S*(?<=z)$", "abc").is_none());
     }
 
     #[test]
