@@ -394,11 +394,12 @@ fn run(class: &ByteSet, min: usize, max: Option<usize>, hay: &[u8], at: usize) -
         Some(m) => hay.len().min(at.saturating_add(m)),
         None => hay.len(),
     };
-    let mut p = at;
-    while p < limit && class.has(hay[p]) {
-        p += 1;
-    }
-    (p - at >= min).then_some(p)
+    let part = hay.get(at..limit)?;
+    let n = part
+        .iter()
+        .position(|&b| !class.has(b))
+        .unwrap_or(part.len());
+    (n >= min).then_some(at + n)
 }
 
 // Kept out of `step` so that its frame (the saved slots) is paid only where needed.
