@@ -148,14 +148,32 @@ impl Engine {
 struct Split {
     head: Engine,
     tail: Engine,
-    /// Searchers for B's leading literal (every feasible split starts with it), built once:
-    /// building one per line costs more than the search.
+    /// B's leading literal: every feasible split starts with it.
+    tail_literal: Box<[u8]>,
+    /// A searcher for it, built once (building one per line costs more than the search).
     tail_find: memchr::memmem::Finder<'static>,
-    tail_rfind: memchr::memmem::FinderRev<'static>,
     /// 0 for `.*`, 1 for `.+`.
     min_gap: usize,
     /// Which of host/user/conn the `.*` itself captures, if any.
     gap_group: Option<usize>,
+}
+
+impl Split {
+    /// Where B's leading literal starts in `msg[from..]`, right to left: found by the
+    /// positions of its first byte that is not a space (rarer in log lines than the
+    /// spaces these literals start with), each checked whole.
+    fn tail_starts<'m>(&'m self, msg: &'m [u8], from: usize) -> impl Iterator<Item = usize> + 'm {
+        let lit = &self.tail_literal[..];
+        let k = lit.iter().position(|&b| b != b' ').unwrap_or(0);
+        let hay = &msg[from..];
+        memchr::memrchr_iter(lit[k], hay)
+            .filter_map(move |p| p.checked_sub(k))
+            .filter(move |&p| {
+                hay.get(p..p + lit.len())
+                    .is_some_and(|h| crate::plan::bytes_eq(h, lit))
+            })
+            .map(move |p| from + p)
+    }
 }
 
 /// What the fast path can say.
@@ -239,7 +257,7 @@ fn split_of(hir: &Hir) -> Option<Split> {
         head,
         tail,
         tail_find: memchr::memmem::Finder::new(&lit.0).into_owned(),
-        tail_rfind: memchr::memmem::FinderRev::new(&lit.0).into_owned(),
+        tail_literal: lit.0.clone(),
         min_gap,
         gap_group: name.and_then(|n| NAMES.iter().position(|&x| x == n)),
     })
@@ -395,8 +413,7 @@ impl Extractor {
         if from > msg.len() {
             return Fast::Unknown;
         }
-        for rel in split.tail_rfind.rfind_iter(&msg[from..]) {
-            let s = from + rel;
+        for s in split.tail_starts(msg, from) {
             if let Some((_, tail)) = split.tail.run(tc, msg, s) {
                 let mut spans: Spans = [0, 1, 2].map(|k| head[k].or(tail[k]));
                 if let Some(k) = split.gap_group {
