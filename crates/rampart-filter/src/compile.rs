@@ -90,11 +90,27 @@ pub struct Filter {
 /// The tests compare this path with the combined automaton on every corpus line.
 #[derive(Debug)]
 struct Dispatch {
+    /// A string every match of the prefix contains (common to its required literals): a
+    /// line without it is ruled out by one SIMD search before the prefix's plan walks it
+    /// (most lines of a shared log are another program's).
+    gate: Option<memchr::memmem::Finder<'static>>,
     prefix: Plan,
     /// Leading literals of the parts by their first byte, each with the bit of its part.
     leads: Box<[Leads; 256]>,
     /// Each pattern's part after the prefix.
     parts: Vec<Extractor>,
+}
+
+/// The longest string (at least 3 bytes) that each of `lits` contains, if any.
+fn common_substring(lits: &[Vec<u8>]) -> Option<Vec<u8>> {
+    let shortest = lits.iter().min_by_key(|l| l.len())?;
+    (3..=shortest.len()).rev().find_map(|n| {
+        shortest.windows(n).find_map(|w| {
+            lits.iter()
+                .all(|l| memchr::memmem::find(l, w).is_some())
+                .then(|| w.to_vec())
+        })
+    })
 }
 
 /// Leading literals that start with one byte, each with the bits of the parts it starts.
@@ -126,6 +142,9 @@ impl Dispatch {
         let prefix_hir = parse(prefix)?;
         let part_hirs = parts.iter().map(|p| parse(p)).collect::<Option<Vec<_>>>()?;
         let plan = Plan::prefix(&prefix_hir, &part_hirs)?;
+        let gate = required_literals(&prefix_hir)
+            .and_then(|lits| common_substring(&lits))
+            .map(|c| memchr::memmem::Finder::new(&c).into_owned());
         let mut lits: Vec<(Vec<u8>, u64)> = Vec::new();
         let mut extractors = Vec::with_capacity(parts.len());
         for (i, hir) in part_hirs.iter().enumerate() {
@@ -154,6 +173,7 @@ impl Dispatch {
             }
         }
         Some(Self {
+            gate,
             prefix: plan,
             leads,
             parts: extractors,
@@ -662,6 +682,9 @@ impl Filter {
     /// ends; also when the filter has no such path), else the verdict.
     pub fn match_dispatch<'a>(&self, scratch: &mut Scratch, msg: &'a [u8]) -> Option<Verdict<'a>> {
         let d = self.dispatch.as_ref()?;
+        if let Some(gate) = &d.gate {
+            gate.find(msg)?;
+        }
         let (end, head) = d.prefix.run(msg, 0)?;
         let rest = &msg[end..];
         let mut mask = 0u64;
@@ -844,4 +867,25 @@ fn build_ignore_set<'a>(
             id: "(set)".into(),
             message: e.to_string(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::common_substring;
+
+    #[test]
+    fn the_prefix_gate_is_a_string_every_required_literal_contains() {
+        let lits = |v: &[&str]| v.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
+        assert_eq!(
+            common_substring(&lits(&[" sshd", "[sshd]"])),
+            Some(b"sshd".to_vec())
+        );
+        assert_eq!(
+            common_substring(&lits(&["proftpd[", "proftpd "])),
+            Some(b"proftpd".to_vec())
+        );
+        assert_eq!(common_substring(&lits(&["abc", "xyz"])), None);
+        assert_eq!(common_substring(&lits(&["ab"])), None);
+        assert_eq!(common_substring(&[]), None);
+    }
 }
