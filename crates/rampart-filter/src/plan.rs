@@ -143,6 +143,8 @@ pub struct Plan {
     /// records no group, so only whether it matches (anchored where the head ends) matters,
     /// and an automaton answers that.
     rest: Option<Rest>,
+    /// Whether it records a group at all (else the slots need no bookkeeping).
+    groups: bool,
 }
 
 /// The unplanned part of a pattern.
@@ -160,11 +162,12 @@ impl Plan {
         let end = Follow {
             first: ByteSet::default(),
         };
-        if let Some((root, _)) = build_seq(items, end) {
+        if let Some((root, info)) = build_seq(items, end) {
             return Some(Self {
                 root,
                 start_anchored,
                 rest: None,
+                groups: info.groups,
             });
         }
         // The longest head whose rest records no group and has only `$` for anchors.
@@ -176,7 +179,7 @@ impl Plan {
             let follow = Follow {
                 first: first_of(rest).0,
             };
-            let Some((root, _)) = build_seq(&items[..k], follow) else {
+            let Some((root, info)) = build_seq(&items[..k], follow) else {
                 continue;
             };
             let regex = meta::Regex::builder()
@@ -188,6 +191,7 @@ impl Plan {
                 root,
                 start_anchored,
                 rest: Some(Rest { regex }),
+                groups: info.groups,
             });
         }
         None
@@ -203,11 +207,12 @@ impl Plan {
         let first = bodies
             .iter()
             .fold(ByteSet::default(), |f, b| f.union(first_one(b).0));
-        let (root, _) = build_seq(items, Follow { first })?;
+        let (root, info) = build_seq(items, Follow { first })?;
         Some(Self {
             root,
             start_anchored,
             rest: None,
+            groups: info.groups,
         })
     }
 
@@ -226,6 +231,9 @@ impl Plan {
         if let Some(rest) = &self.rest {
             let input = Input::new(hay).range(end..).anchored(Anchored::Yes);
             end = rest.regex.search(&input)?.end();
+        }
+        if !self.groups {
+            return Some((end, [None; 3]));
         }
         let spans = [0, 1, 2].map(|k| {
             let (s, e) = (slots[2 * k], slots[2 * k + 1]);
