@@ -108,18 +108,18 @@ struct JailCounters {
 /// (date detector, `maxlines` buffer, multi-line cache).
 #[derive(Debug)]
 enum Matcher {
-    Native(Scanner),
+    Native(Box<Scanner>),
     Fail2ban(Arc<F2bFilter>, Box<rampart_f2b::State>),
 }
 
 impl Matcher {
     fn new(j: &Jail, zone: &rampart_filter::time::Zone, now: Timestamp) -> Self {
         match &j.filter {
-            JailFilter::Native(f) => Matcher::Native(Scanner::new(
+            JailFilter::Native(f) => Matcher::Native(Box::new(Scanner::new(
                 vec![Arc::clone(f)],
                 TimeParser::new(f.timestamp(), zone.clone(), now),
                 false,
-            )),
+            ))),
             JailFilter::Fail2ban(f) => Matcher::Fail2ban(Arc::clone(f), Box::new(f.new_state())),
         }
     }
