@@ -207,7 +207,11 @@ impl Fields {
         }
     }
     fn set_arc(&mut self, k: &Arc<str>, v: Option<String>) {
-        match self.vals.iter_mut().find(|(n, _)| n == k) {
+        match self
+            .vals
+            .iter_mut()
+            .find(|(n, _)| Arc::ptr_eq(n, k) || n == k)
+        {
             Some(e) => e.1 = v,
             None => self.vals.push((Arc::clone(k), v)),
         }
@@ -1268,11 +1272,11 @@ fn merge_failure(
             .push_back((mlfid.to_owned(), now + MLFID_CACHE_SECS, Arc::default(), h));
         aliased = true;
     } else {
-        users = fail.users.clone();
+        users = fail.users.as_ref().map_or(0, BTreeSet::len);
         target = fail;
         aliased = false;
     }
-    if std::mem::take(&mut target.pending) || users.as_ref().is_some_and(|u| u.len() > 1) {
+    if std::mem::take(&mut target.pending) || users > 1 {
         target.pop("nofail");
         target.pop("mlfgained");
         nf &= !(8 | 1);
@@ -1300,20 +1304,22 @@ fn store_mlfid(state: &mut State, mlfid: &str, fields: Arc<Fields>) {
 }
 
 /// A hash of an MLFID, compared before the string in cache look-ups.
+/// (FNV-1a: the cache is small and local, so a cheap hash is enough.)
 fn key_hash(s: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    s.hash(&mut h);
-    h.finish()
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
-fn update_users(f: &mut Fields, user: Option<&str>) -> Option<BTreeSet<String>> {
+/// Adds `user` to the users seen; returns how many there are.
+fn update_users(f: &mut Fields, user: Option<&str>) -> usize {
     if let Some(u) = user.filter(|u| !u.is_empty()) {
-        f.users
-            .get_or_insert_with(BTreeSet::new)
-            .insert(u.to_owned());
+        let users = f.users.get_or_insert_with(BTreeSet::new);
+        if !users.contains(u) {
+            users.insert(u.to_owned());
+        }
     }
-    f.users.clone()
+    f.users.as_ref().map_or(0, BTreeSet::len)
 }
 
 #[cfg(test)]
