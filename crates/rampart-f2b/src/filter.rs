@@ -207,7 +207,11 @@ impl Fields {
         }
     }
     fn set_arc(&mut self, k: &Arc<str>, v: Option<String>) {
-        match self.vals.iter_mut().find(|(n, _)| n == k) {
+        match self
+            .vals
+            .iter_mut()
+            .find(|(n, _)| Arc::ptr_eq(n, k) || n == k)
+        {
             Some(e) => e.1 = v,
             None => self.vals.push((Arc::clone(k), v)),
         }
@@ -290,6 +294,10 @@ pub struct F2bFilter {
     /// failregex, its index in the set.
     set: Option<regex::RegexSet>,
     set_index: Vec<Option<usize>>,
+    /// The same patterns as `set`, when each is anchored at the start of the text: one
+    /// leftmost-first search gives the first of them (in file order) that matches, which
+    /// is all a first-match-wins line needs (the set runs only when more is asked).
+    first: Option<regex_automata::meta::Regex>,
     pref_fast: Option<PrefFast>,
     /// The date detector in its initial state, copied into each new [`State`].
     date: DateDetector,
@@ -510,6 +518,11 @@ impl F2bFilter {
         if set.is_none() {
             set_index.iter_mut().for_each(|x| *x = None);
         }
+        let first = if set.is_some() && def.maxlines == 1 {
+            first_match(&pats)
+        } else {
+            None
+        };
         let pref_fast = if def.maxlines == 1 {
             pref.as_ref().and_then(|p| PrefFast::new(p.pattern()))
         } else {
@@ -525,6 +538,7 @@ impl F2bFilter {
             prefilter,
             set,
             set_index,
+            first,
         })
     }
 
@@ -720,11 +734,19 @@ impl F2bFilter {
 
     /// Whether some failregex may match `buf` (the set of linear ones, then the literal
     /// gates of the others).
-    fn may_match(&self, buf: &str, hits: &mut Option<regex::SetMatches>) -> bool {
+    fn may_match(&self, buf: &str, hits: &mut Option<Hits>) -> bool {
         if let Some(set) = &self.set {
-            let m = set.matches(buf);
-            let any = m.matched_any();
-            *hits = Some(m);
+            let mut h = Hits::default();
+            let any = match &self.first {
+                Some(fm) => h.first(fm, buf).is_some(),
+                None => {
+                    let m = set.matches(buf);
+                    let any = m.matched_any();
+                    h.all = Some(m);
+                    any
+                }
+            };
+            *hits = Some(h);
             if any {
                 return true;
             }
@@ -803,7 +825,7 @@ impl F2bFilter {
         date: Option<Timestamp>,
         now: i64,
         content_start: Option<usize>,
-        known_hits: Option<regex::SetMatches>,
+        known_hits: Option<Hits>,
     ) -> Vec<Failure> {
         let mut out = Vec::new();
         let maxlines = self.def.maxlines.min(MAX_BUFFER_LINES);
@@ -893,19 +915,19 @@ impl F2bFilter {
         let mut buf_valid = true;
         // The set's answer for this buffer when the caller already has it: the message
         // after the prefregex split (single-line buffers only).
-        let mut set_hits: Option<regex::SetMatches> = known_hits
-            .filter(|_| maxlines == 1 && (self.pref.is_none() || content_start.is_some()));
+        let mut set_hits: Hits = known_hits
+            .filter(|_| maxlines == 1 && (self.pref.is_none() || content_start.is_some()))
+            .unwrap_or_default();
         for (idx, rx) in self.fail.iter().enumerate() {
             if !buf_valid {
                 let lines: Vec<_> = state.buffer.iter().cloned().collect();
                 buf = Cow::Owned(join(&lines));
                 buf_valid = true;
-                set_hits = None;
+                set_hits = Hits::default();
             }
             let mut known = false;
             if let (Some(set), Some(k)) = (&self.set, self.set_index[idx]) {
-                let hits = set_hits.get_or_insert_with(|| set.matches(&buf));
-                if !hits.matched(k) {
+                if !set_hits.matched(set, self.first.as_ref(), &buf, k) {
                     continue;
                 }
                 known = true;
@@ -1017,6 +1039,70 @@ impl F2bFilter {
         }
         out
     }
+}
+
+/// What is known of which linear failregexes match one buffer.
+#[derive(Debug, Clone, Default)]
+struct Hits {
+    /// From the first-match search: the set index of the first pattern that matches
+    /// (`Some(None)`: none does).
+    first: Option<Option<usize>>,
+    /// From the set: every pattern that matches.
+    all: Option<regex::SetMatches>,
+}
+
+impl Hits {
+    /// The first pattern (set index) that matches `buf`, searched once.
+    fn first(&mut self, fm: &regex_automata::meta::Regex, buf: &str) -> Option<usize> {
+        *self.first.get_or_insert_with(|| {
+            use regex_automata::{Anchored, Input};
+            fm.search_half(&Input::new(buf).anchored(Anchored::Yes))
+                .map(|h| h.pattern().as_usize())
+        })
+    }
+
+    /// Whether set pattern `k` matches `buf`: from the first match when that decides it
+    /// (`k` before it: no; `k` itself: yes), else from the set.
+    fn matched(
+        &mut self,
+        set: &regex::RegexSet,
+        fm: Option<&regex_automata::meta::Regex>,
+        buf: &str,
+        k: usize,
+    ) -> bool {
+        if let (None, Some(fm)) = (&self.all, fm) {
+            match self.first(fm, buf) {
+                None => return false,
+                Some(j) if k <= j => return k == j,
+                Some(_) => {}
+            }
+        }
+        self.all.get_or_insert_with(|| set.matches(buf)).matched(k)
+    }
+}
+
+/// A leftmost-first search over `pats` (each in the `regex` crate's syntax), when every
+/// one of them is anchored at the start of the text: an anchored search then reports
+/// the first pattern in order that matches at all, as trying them one by one would.
+fn first_match(pats: &[String]) -> Option<regex_automata::meta::Regex> {
+    use regex_automata::meta::{Config, Regex};
+    use regex_automata::nfa::thompson::WhichCaptures;
+    use regex_syntax::hir::Look;
+    let anchored = pats.iter().all(|p| {
+        regex_syntax::parse(p).is_ok_and(|h| h.properties().look_set_prefix().contains(Look::Start))
+    });
+    if !anchored {
+        return None;
+    }
+    Regex::builder()
+        .configure(
+            Config::new()
+                .which_captures(WhichCaptures::Implicit)
+                .nfa_size_limit(Some(64 << 20))
+                .hybrid_cache_capacity(32 << 20),
+        )
+        .build_many(pats)
+        .ok()
 }
 
 /// The failure id by fail2ban's precedence: ip4, ip6, dns, then fid.
@@ -1186,11 +1272,11 @@ fn merge_failure(
             .push_back((mlfid.to_owned(), now + MLFID_CACHE_SECS, Arc::default(), h));
         aliased = true;
     } else {
-        users = fail.users.clone();
+        users = fail.users.as_ref().map_or(0, BTreeSet::len);
         target = fail;
         aliased = false;
     }
-    if std::mem::take(&mut target.pending) || users.as_ref().is_some_and(|u| u.len() > 1) {
+    if std::mem::take(&mut target.pending) || users > 1 {
         target.pop("nofail");
         target.pop("mlfgained");
         nf &= !(8 | 1);
@@ -1218,18 +1304,104 @@ fn store_mlfid(state: &mut State, mlfid: &str, fields: Arc<Fields>) {
 }
 
 /// A hash of an MLFID, compared before the string in cache look-ups.
+/// (FNV-1a: the cache is small and local, so a cheap hash is enough.)
 fn key_hash(s: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    s.hash(&mut h);
-    h.finish()
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
-fn update_users(f: &mut Fields, user: Option<&str>) -> Option<BTreeSet<String>> {
+/// Adds `user` to the users seen; returns how many there are.
+fn update_users(f: &mut Fields, user: Option<&str>) -> usize {
     if let Some(u) = user.filter(|u| !u.is_empty()) {
-        f.users
-            .get_or_insert_with(BTreeSet::new)
-            .insert(u.to_owned());
+        let users = f.users.get_or_insert_with(BTreeSet::new);
+        if !users.contains(u) {
+            users.insert(u.to_owned());
+        }
     }
-    f.users.clone()
+    f.users.as_ref().map_or(0, BTreeSet::len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(failregex: &[&str]) -> F2bFilter {
+        let def = FilterDef {
+            name: "t".into(),
+            failregex: failregex.iter().map(|s| s.to_string()).collect(),
+            maxlines: 1,
+            usedns: "warn".into(),
+            ..FilterDef::default()
+        };
+        let opts = LoadOptions {
+            zone: DefaultZone::Fixed(0),
+            current_year: 2026,
+        };
+        F2bFilter::from_def(def, opts).unwrap()
+    }
+
+    fn patterns(f: &F2bFilter, st: &mut State, line: &str) -> Vec<(usize, String)> {
+        f.process_line_all(st, line.as_bytes(), 1_790_000_000)
+            .iter()
+            .map(|x| {
+                (
+                    x.pattern,
+                    x.id.as_ref().map(|i| i.to_string()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn first_match_search_picks_the_first_failregex_in_file_order() {
+        let f = filter(&[
+            r"^foo <HOST>$",
+            r"^foo <HOST>",
+            r"^bar (?:x|xy) <HOST>",
+            r"^bar xy? <HOST> z$",
+        ]);
+        assert!(
+            f.first.is_some(),
+            "all anchored: the first-match search is built"
+        );
+        let mut st = f.new_state();
+        let p = |st: &mut State, l: &str| patterns(&f, st, l);
+        assert_eq!(p(&mut st, "foo 192.0.2.1"), vec![(0, "192.0.2.1".into())]);
+        assert_eq!(p(&mut st, "foo 192.0.2.1 x"), vec![(1, "192.0.2.1".into())]);
+        // Pattern 3 matches at a shorter end than pattern 2; pattern 2 still wins.
+        assert_eq!(
+            p(&mut st, "bar xy 198.51.100.7 z"),
+            vec![(2, "198.51.100.7".into())]
+        );
+        assert_eq!(
+            p(&mut st, "bar x 203.0.113.9 z"),
+            vec![(2, "203.0.113.9".into())]
+        );
+        assert!(p(&mut st, "baz 192.0.2.3").is_empty());
+        // Check-all mode still sees every match (the set answers past the first).
+        st.set_check_all(true);
+        let all: Vec<usize> = p(&mut st, "foo 192.0.2.1").iter().map(|x| x.0).collect();
+        assert_eq!(all, vec![0, 1]);
+        let all: Vec<usize> = p(&mut st, "bar xy 198.51.100.7 z")
+            .iter()
+            .map(|x| x.0)
+            .collect();
+        assert_eq!(all, vec![2, 3]);
+    }
+
+    #[test]
+    fn unanchored_failregexes_keep_the_set() {
+        let f = filter(&[r"foo <HOST>$", r"^bar <HOST>"]);
+        assert!(f.first.is_none());
+        let mut st = f.new_state();
+        assert_eq!(
+            patterns(&f, &mut st, "x foo 192.0.2.1"),
+            vec![(0, "192.0.2.1".into())]
+        );
+        assert_eq!(
+            patterns(&f, &mut st, "bar 192.0.2.2"),
+            vec![(1, "192.0.2.2".into())]
+        );
+    }
 }

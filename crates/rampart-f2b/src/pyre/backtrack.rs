@@ -32,6 +32,9 @@ enum Inst {
     },
     /// Continue if the group participated, else jump.
     Cond(usize, usize),
+    /// Fail unless each string of `needs[i]` occurs in the rest of the text (a branch
+    /// whose continuation requires them cannot match without them).
+    Need(usize),
     /// Remember the position in a loop register.
     RepStart(usize),
     /// Fail if the loop iteration consumed nothing.
@@ -81,6 +84,8 @@ pub struct Prog {
     /// its two branches.
     split_at: Vec<u32>,
     firsts: Vec<(First, First)>,
+    /// The strings each [`Inst::Need`] requires.
+    needs: Vec<Vec<String>>,
     slots: usize,
     regs: usize,
     anchored: bool,
@@ -100,6 +105,107 @@ struct Compiler {
     insts: Vec<Inst>,
     classes: Vec<Class>,
     regs: usize,
+    needs: Vec<Vec<String>>,
+    /// For the next alternation compiled: per branch, the strings it needs (set by the
+    /// enclosing concatenation, which knows what follows).
+    alt_needs: Option<Vec<Vec<String>>>,
+}
+
+/// Groups that have participated once `n` has matched, whatever path it took.
+fn groups_set(n: &Node, out: &mut Vec<usize>) {
+    match n {
+        Node::Group { index, node } => {
+            if let Some(i) = index {
+                out.push(*i);
+            }
+            groups_set(node, out);
+        }
+        Node::Concat(v) => v.iter().for_each(|x| groups_set(x, out)),
+        Node::Repeat { node, min, .. } if *min >= 1 => groups_set(node, out),
+        _ => {}
+    }
+}
+
+/// Runs of literal text (two characters or more, case-sensitive) that every match of
+/// the sequence `items` contains, with each conditional on a group in `set` resolved to
+/// its `yes` branch. Whether a resolved conditional added a run is recorded in `resolved`.
+fn needed_runs(items: &[&Node], set: &[usize], out: &mut Vec<String>, resolved: &mut bool) {
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut Vec<String>| {
+        if run.chars().count() >= 2 && !out.contains(run) {
+            out.push(std::mem::take(run));
+        }
+        run.clear();
+    };
+    for x in items {
+        match x {
+            Node::Literal { c, icase: false } => run.push(*c),
+            // Zero-width items: a run of literals goes on across them.
+            Node::Start { .. }
+            | Node::End { .. }
+            | Node::StartText
+            | Node::EndText
+            | Node::WordBoundary
+            | Node::NotWordBoundary
+            | Node::Look { .. } => {}
+            Node::Group { node, .. } => {
+                flush(&mut run, out);
+                needed_runs(&[node], set, out, resolved);
+            }
+            Node::Concat(v) => {
+                flush(&mut run, out);
+                let v: Vec<&Node> = v.iter().collect();
+                needed_runs(&v, set, out, resolved);
+            }
+            Node::Repeat { node, min, .. } if *min >= 1 => {
+                flush(&mut run, out);
+                needed_runs(&[node], set, out, resolved);
+            }
+            Node::Cond { group, yes, .. } if set.contains(group) => {
+                flush(&mut run, out);
+                let before = out.len();
+                needed_runs(&[yes], set, out, resolved);
+                *resolved |= out.len() > before;
+            }
+            _ => flush(&mut run, out),
+        }
+    }
+    flush(&mut run, out);
+}
+
+/// The alternation `n` is (through groups), if it is one.
+fn alt_of(n: &Node) -> Option<&[Node]> {
+    match n {
+        Node::Alt(v) => Some(v),
+        Node::Group { node, .. } => alt_of(node),
+        _ => None,
+    }
+}
+
+/// For an alternation followed by `rest`: per branch, the strings that branch and what
+/// follows need once the conditionals on groups the branch sets are resolved (empty when
+/// no resolved conditional adds one: then they are no sharper than the pattern's own).
+fn branch_needs(branches: &[Node], rest: &[Node]) -> Vec<Vec<String>> {
+    branches
+        .iter()
+        .map(|b| {
+            let mut set = Vec::new();
+            groups_set(b, &mut set);
+            if set.is_empty() {
+                return Vec::new();
+            }
+            let mut items = vec![b];
+            items.extend(rest);
+            let mut out = Vec::new();
+            let mut resolved = false;
+            needed_runs(&items, &set, &mut out, &mut resolved);
+            if resolved {
+                out
+            } else {
+                Vec::new()
+            }
+        })
+        .collect()
 }
 
 fn nullable(n: &Node) -> bool {
@@ -186,16 +292,30 @@ impl Compiler {
                 }
             }
             Node::Concat(v) => {
-                for x in v {
+                for (i, x) in v.iter().enumerate() {
+                    let rest = &v[i + 1..];
+                    if let Some(branches) = alt_of(x) {
+                        if rest.iter().any(has_cond) {
+                            self.alt_needs = Some(branch_needs(branches, rest));
+                        }
+                    }
                     self.node(x)?;
+                    self.alt_needs = None;
                 }
             }
             Node::Alt(v) => {
+                let needs = self.alt_needs.take();
                 let mut jumps = Vec::new();
                 for (k, x) in v.iter().enumerate() {
                     if k + 1 < v.len() {
                         let split = self.push(Inst::Split(0, 0))?;
                         self.patch(split, split + 1, false);
+                        if let Some(n) = needs.as_ref().and_then(|n| n.get(k)) {
+                            if !n.is_empty() {
+                                self.needs.push(n.clone());
+                                self.push(Inst::Need(self.needs.len() - 1))?;
+                            }
+                        }
                         self.node(x)?;
                         jumps.push(self.push(Inst::Jmp(0))?);
                         let next = self.insts.len();
@@ -309,6 +429,18 @@ impl Compiler {
     }
 }
 
+/// Whether `n` contains a conditional group.
+fn has_cond(n: &Node) -> bool {
+    match n {
+        Node::Cond { .. } => true,
+        Node::Group { node, .. } | Node::Repeat { node, .. } | Node::Look { node, .. } => {
+            has_cond(node)
+        }
+        Node::Concat(v) | Node::Alt(v) => v.iter().any(has_cond),
+        _ => false,
+    }
+}
+
 fn fold(c: char) -> char {
     if c.is_ascii() {
         c.to_ascii_lowercase()
@@ -355,6 +487,8 @@ impl Prog {
             insts: Vec::new(),
             classes: Vec::new(),
             regs: 0,
+            needs: Vec::new(),
+            alt_needs: None,
         };
         c.push(Inst::Save(0))?;
         c.node(node)?;
@@ -392,6 +526,7 @@ impl Prog {
             ascii,
             insts: c.insts,
             classes: c.classes,
+            needs: c.needs,
             slots: 2 * (groups + 1),
             regs: c.regs,
             anchored,
@@ -538,7 +673,7 @@ fn first_of(insts: &[Inst], ascii: &[[u64; 2]], start: usize) -> First {
                 out.bytes.iter_mut().zip(f.bytes).for_each(|(o, a)| *o |= a);
                 todo.push(pc + 1);
             }
-            Some(Inst::Save(_) | Inst::RepStart(_)) => todo.push(pc + 1),
+            Some(Inst::Save(_) | Inst::RepStart(_) | Inst::Need(_)) => todo.push(pc + 1),
             Some(Inst::Jmp(a)) => todo.push(*a),
             Some(Inst::Split(a, b)) => {
                 todo.push(*b);
@@ -808,6 +943,10 @@ impl Machine<'_> {
                         pc = a;
                         continue;
                     }
+                    Inst::Need(i) => {
+                        let rest = &self.text[pos..];
+                        self.prog.needs[i].iter().all(|n| rest.contains(n.as_str()))
+                    }
                     Inst::Save(s) => {
                         self.stack.push(Frame::Slot(s, self.slots[s]));
                         self.slots[s] = Some(pos);
@@ -931,5 +1070,65 @@ impl Machine<'_> {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pyre::parse::parse;
+
+    fn run(p: &str, t: &str) -> (Prog, Option<Vec<Option<String>>>) {
+        let parsed = parse(p, false).unwrap();
+        let prog = Prog::compile(&parsed.node, parsed.groups).unwrap();
+        let mut slots = Vec::new();
+        let hit = prog.search(t, 0, t.len(), &mut slots).unwrap();
+        let groups = hit.then(|| {
+            (0..=parsed.groups)
+                .map(|g| match (slots[2 * g], slots[2 * g + 1]) {
+                    (Some(s), Some(e)) => Some(t[s..e].to_owned()),
+                    _ => None,
+                })
+                .collect()
+        });
+        (prog, groups)
+    }
+
+    #[test]
+    fn branches_whose_conditional_needs_absent_text_are_skipped_with_the_same_result() {
+        // sshd's shape: the first user branch sets `cu`, so the end needs ": ".
+        let p = r"^for (?P<inv>invalid user )?(?P<user>(?P<cu>\S+)|(?(inv)(?:(?! from ).)*?|[^:]+)) from (?P<h>\S+)(?: port \d+)?(?: ssh\d*)?(?(cu): |(?:(?:(?! from ).)*)$)";
+        let (prog, m) = run(p, "for root from 192.0.2.1 port 22 ssh2");
+        assert_eq!(prog.needs, vec![vec![" from ".to_owned(), ": ".to_owned()]]);
+        let m = m.unwrap();
+        assert_eq!(m[2].as_deref(), Some("root"));
+        assert_eq!(m[3], None);
+        assert_eq!(m[4].as_deref(), Some("192.0.2.1"));
+        // With ": " present the first branch is taken.
+        let (_, m) = run(p, "for root from 192.0.2.1 port 22 ssh2: x");
+        let m = m.unwrap();
+        assert_eq!(m[3].as_deref(), Some("root"));
+        // The ": " is before the branch: it does not count.
+        let (_, m) = run(p, "for a:b from 192.0.2.9 port 1");
+        assert!(m.is_none());
+        let (_, m) = run(p, "for invalid user a b from 198.51.100.4 port 7 ssh2");
+        let m = m.unwrap();
+        assert_eq!(m[1].as_deref(), Some("invalid user "));
+        assert_eq!(m[2].as_deref(), Some("a b"));
+        assert_eq!(m[3], None);
+    }
+
+    #[test]
+    fn no_needs_without_a_conditional_on_a_branch_group() {
+        let (prog, m) = run(r"^(?:(a+)|b) x: (?(1)y|z)", "b x: z");
+        assert!(prog.needs.is_empty(), "{:?}", prog.needs);
+        assert!(m.is_some());
+        let (prog, _) = run(r"^(?:(a+)|b) x(?:y|z)", "b xz");
+        assert!(prog.needs.is_empty());
+        let (prog, m) = run(r"^(?:(a+)|b) x(?(1): y|z)", "a x: y");
+        assert_eq!(prog.needs, vec![vec![" x".to_owned(), ": y".to_owned()]]);
+        assert!(m.is_some());
+        let (_, m) = run(r"^(?:(a+)|b) x(?(1): y|z)", "a xz");
+        assert!(m.is_none());
     }
 }
