@@ -48,13 +48,7 @@ fn required(n: &Node) -> Option<Vec<String>> {
                 match x {
                     Node::Literal { c, .. } => run.push(*c),
                     // Zero-width items do not break a run of literals.
-                    Node::Start { .. }
-                    | Node::End { .. }
-                    | Node::StartText
-                    | Node::EndText
-                    | Node::WordBoundary
-                    | Node::NotWordBoundary
-                    | Node::Look { .. } => {}
+                    x if x.is_assertion() => {}
                     other => {
                         if !run.is_empty() {
                             out = best(out, Some(vec![std::mem::take(&mut run)]));

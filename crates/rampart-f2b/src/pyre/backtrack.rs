@@ -141,13 +141,7 @@ fn needed_runs(items: &[&Node], set: &[usize], out: &mut Vec<String>, resolved: 
         match x {
             Node::Literal { c, icase: false } => run.push(*c),
             // Zero-width items: a run of literals goes on across them.
-            Node::Start { .. }
-            | Node::End { .. }
-            | Node::StartText
-            | Node::EndText
-            | Node::WordBoundary
-            | Node::NotWordBoundary
-            | Node::Look { .. } => {}
+            x if x.is_assertion() => {}
             Node::Group { node, .. } => {
                 flush(&mut run, out);
                 needed_runs(&[node], set, out, resolved);

@@ -732,6 +732,23 @@ impl Parser<'_> {
 }
 
 /// The width in characters of every match of `node`, if it is fixed.
+impl Node {
+    /// A zero-width assertion (anchor, word boundary, look-around): it consumes nothing,
+    /// so a run of literals goes on across it.
+    pub fn is_assertion(&self) -> bool {
+        matches!(
+            self,
+            Node::Start { .. }
+                | Node::End { .. }
+                | Node::StartText
+                | Node::EndText
+                | Node::WordBoundary
+                | Node::NotWordBoundary
+                | Node::Look { .. }
+        )
+    }
+}
+
 pub fn fixed_width(node: &Node) -> Option<usize> {
     match node {
         Node::Empty
