@@ -18,3 +18,68 @@ pub fn cpu_seconds() -> Option<f64> {
     let stime: f64 = f.next()?.parse().ok()?;
     Some((utime + stime) / 100.0)
 }
+
+/// CPU and wall time from a start, for the commands that report their own speed.
+#[derive(Debug)]
+pub struct Stopwatch {
+    cpu0: Option<f64>,
+    wall0: std::time::Instant,
+}
+
+/// What a [`Stopwatch`] measured.
+#[derive(Clone, Copy, Debug)]
+pub struct Elapsed {
+    /// CPU seconds, where the process's CPU time is readable.
+    pub cpu: Option<f64>,
+    /// Wall seconds.
+    pub wall: f64,
+}
+
+impl Stopwatch {
+    /// Starts measuring.
+    pub fn start() -> Self {
+        Self {
+            cpu0: cpu_seconds(),
+            wall0: std::time::Instant::now(),
+        }
+    }
+
+    /// The time since [`Stopwatch::start`].
+    pub fn elapsed(&self) -> Elapsed {
+        Elapsed {
+            cpu: match (self.cpu0, cpu_seconds()) {
+                (Some(a), Some(b)) => Some(b - a),
+                _ => None,
+            },
+            wall: self.wall0.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+impl Elapsed {
+    /// `lines` per second of `secs` (0 when no time passed).
+    pub fn rate(lines: u64, secs: f64) -> f64 {
+        if secs > 0.0 {
+            lines as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// The `speed` line of `filter test`: CPU time and lines per CPU second, or wall time
+    /// where CPU time is unavailable.
+    pub fn speed_line(&self, lines: u64) -> String {
+        match self.cpu {
+            Some(c) => format!(
+                "speed       {c:.3} CPU s, {:.0} lines per CPU second ({:.3} s wall)",
+                Self::rate(lines, c),
+                self.wall
+            ),
+            None => format!(
+                "speed       {:.3} s wall, {:.0} lines per second",
+                self.wall,
+                Self::rate(lines, self.wall)
+            ),
+        }
+    }
+}

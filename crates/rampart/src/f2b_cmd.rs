@@ -7,14 +7,13 @@ use std::collections::HashMap;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::{bail, Context};
 use rampart_f2b::{DefaultZone, F2bFilter, LoadOptions};
 use rampart_source::{LineReader, DEFAULT_MAX_LINE};
 
 use crate::cli::{FilterTestArgs, Show};
-use crate::cpu::cpu_seconds;
+use crate::cpu::{Elapsed, Stopwatch};
 use crate::filter_cmd::open_log;
 
 /// Distinct failure ids tallied; beyond this, failures from new ids are only counted.
@@ -59,8 +58,7 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("loading fail2ban filter {spec:?} from {}", dir.display()))?;
     let mut state = filter.new_state();
     let mut reader = LineReader::new(open_log(&args.logfile)?, DEFAULT_MAX_LINE);
-    let cpu0 = cpu_seconds();
-    let wall0 = Instant::now();
+    let clock = Stopwatch::start();
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let npat = filter.failregexes().len();
     let mut per_pattern = vec![0u64; npat];
@@ -128,15 +126,12 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "missed {n}: {}", String::from_utf8_lossy(line))?;
         }
     }
-    let cpu = match (cpu0, cpu_seconds()) {
-        (Some(a), Some(b)) => Some(b - a),
-        _ => None,
-    };
-    let wall = wall0.elapsed().as_secs_f64();
+    let time = clock.elapsed();
+    let (cpu, wall) = (time.cpu, time.wall);
     let lst = reader.stats().clone();
     let mut top: Vec<(String, u64)> = ids.into_iter().collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let per_line = |secs: f64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+    let per_line = |secs: f64| Elapsed::rate(n, secs);
     let backtracking: Vec<String> = filter
         .backtracking()
         .iter()
@@ -256,18 +251,7 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
         for (a, c) in top.iter().take(args.top) {
             writeln!(out, "  {a:<40} {c:>10}")?;
         }
-        match cpu {
-            Some(c) => writeln!(
-                out,
-                "speed       {c:.3} CPU s, {:.0} lines per CPU second ({wall:.3} s wall)",
-                per_line(c)
-            )?,
-            None => writeln!(
-                out,
-                "speed       {wall:.3} s wall, {:.0} lines per second",
-                per_line(wall)
-            )?,
-        }
+        writeln!(out, "{}", time.speed_line(n))?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

@@ -6,7 +6,6 @@ use std::io::{self, BufWriter, Read, Write};
 use std::net::IpAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{bail, Context};
 use rampart_filter::builtin::{builtin, BUILTINS};
@@ -15,7 +14,7 @@ use rampart_filter::{EventKind, Filter, FilterStats, Scanner};
 use rampart_source::{LineReader, DEFAULT_MAX_LINE};
 
 use crate::cli::{FilterTestArgs, Show};
-use crate::cpu::cpu_seconds;
+use crate::cpu::{Elapsed, Stopwatch};
 
 /// Distinct addresses tallied by `filter test`; beyond this, further new addresses are
 /// only counted in `addresses_untallied` (a hostile log chooses how many there are).
@@ -67,8 +66,7 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
         _ => rampart_filter::time::FormatChoice::Auto,
     };
     let mut scanner = Scanner::new(filters.clone(), TimeParser::new(format, zone, now), true);
-    let cpu0 = cpu_seconds();
-    let wall0 = Instant::now();
+    let clock = Stopwatch::start();
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut addrs: HashMap<IpAddr, u64> = HashMap::new();
@@ -161,11 +159,8 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let cpu = match (cpu0, cpu_seconds()) {
-        (Some(a), Some(b)) => Some(b - a),
-        _ => None,
-    };
-    let wall = wall0.elapsed().as_secs_f64();
+    let time = clock.elapsed();
+    let (cpu, wall) = (time.cpu, time.wall);
     let stats: Vec<FilterStats> = (0..filters.len())
         .map(|i| scanner.filter_stats(i).clone())
         .collect();
@@ -178,7 +173,7 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
         .detected()
         .map(|f| f.to_string())
         .unwrap_or_else(|| "none".into());
-    let per_line = |secs: f64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+    let per_line = |secs: f64| Elapsed::rate(n, secs);
     let sum = |f: fn(&FilterStats) -> u64| stats.iter().map(f).sum::<u64>();
     let spec = filters
         .iter()
@@ -332,18 +327,7 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
         for (a, c) in top.iter().take(args.top) {
             writeln!(out, "  {a:<40} {c:>10}")?;
         }
-        match cpu {
-            Some(c) => writeln!(
-                out,
-                "speed       {c:.3} CPU s, {:.0} lines per CPU second ({wall:.3} s wall)",
-                per_line(c)
-            )?,
-            None => writeln!(
-                out,
-                "speed       {wall:.3} s wall, {:.0} lines per second",
-                per_line(wall)
-            )?,
-        }
+        writeln!(out, "{}", time.speed_line(n))?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

@@ -3,7 +3,6 @@
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{bail, Context};
 use rampart_config::{Config, JailFilter};
@@ -17,7 +16,7 @@ use rampart_store::BanRecord;
 use serde::Serialize;
 
 use crate::cli::ReplayArgs;
-use crate::cpu::cpu_seconds;
+use crate::cpu::Stopwatch;
 use crate::filter_cmd::open_log;
 
 /// One decision as `--json` prints it.
@@ -170,8 +169,7 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         Some(f) if filters.iter().all(|g| g.timestamp() == f) => f,
         _ => FormatChoice::Auto,
     };
-    let cpu0 = cpu_seconds();
-    let wall0 = Instant::now();
+    let clock = Stopwatch::start();
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let (mut lines, mut too_long, mut no_time_lines) = (0u64, 0u64, 0u64);
@@ -263,9 +261,10 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     }
     out.flush()?;
-    let cpu = match (cpu0, cpu_seconds()) {
-        (Some(a), Some(b)) => format!("{:.3} CPU s", b - a),
-        _ => "CPU time unavailable".into(),
+    let time = clock.elapsed();
+    let cpu = match time.cpu {
+        Some(c) => format!("{c:.3} CPU s"),
+        None => "CPU time unavailable".into(),
     };
     // The summary: stdout in text mode, stderr with --json (stdout stays one decision per line).
     let mut summary: Box<dyn Write> = if args.json {
@@ -277,7 +276,7 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         summary,
         "summary: {lines} lines in {} file(s); too long {too_long}; candidate lines without a timestamp {no_time_lines}; {bans_out} bans; {cpu}, {:.3} s wall",
         args.logfiles.len(),
-        wall0.elapsed().as_secs_f64()
+        time.wall
     )?;
     for ((j, d), fs) in jails.iter().zip(&detectors).zip(&filter_stats) {
         let s = d.stats();
