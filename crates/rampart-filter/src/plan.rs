@@ -313,6 +313,9 @@ fn first_one(hir: &Hir) -> (ByteSet, bool) {
     }
 }
 
+/// Matches `node` at `at`: its end. Sequences are tested first (most nodes reached here
+/// are one); [`item`] handles every kind, but going to it directly cost more (cachegrind,
+/// filter test sshd: 2.13 vs 2.11 G instructions).
 fn step(node: &Node, hay: &[u8], at: usize, slots: &mut Slots) -> Option<usize> {
     match node {
         Node::Seq(items) => seq(items, hay, at, slots),
