@@ -681,10 +681,29 @@ impl Filter {
     /// candidate at all (the prefix does not match, or no pattern can start where it
     /// ends; also when the filter has no such path), else the verdict.
     pub fn match_dispatch<'a>(&self, scratch: &mut Scratch, msg: &'a [u8]) -> Option<Verdict<'a>> {
-        let d = self.dispatch.as_ref()?;
-        if let Some(gate) = &d.gate {
-            gate.find(msg)?;
+        if !self.passes_gate(msg) {
+            return None;
         }
+        self.match_dispatch_gated(scratch, msg)
+    }
+
+    /// Whether `text` contains the prefix path's gate string (true without one). A line
+    /// that does not is no candidate; asked of the raw line, it spares the timestamp too
+    /// (the message is part of the line, so the answer never wrongly rules a line out).
+    pub fn passes_gate(&self, text: &[u8]) -> bool {
+        match self.dispatch.as_ref().and_then(|d| d.gate.as_ref()) {
+            Some(gate) => gate.find(text).is_some(),
+            None => true,
+        }
+    }
+
+    /// [`Filter::match_dispatch`] for a message whose line passed [`Filter::passes_gate`].
+    pub fn match_dispatch_gated<'a>(
+        &self,
+        scratch: &mut Scratch,
+        msg: &'a [u8],
+    ) -> Option<Verdict<'a>> {
+        let d = self.dispatch.as_ref()?;
         let (end, head) = d.prefix.run(msg, 0)?;
         let rest = &msg[end..];
         let mut mask = 0u64;

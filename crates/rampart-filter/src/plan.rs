@@ -89,9 +89,6 @@ enum Node {
         max: Option<usize>,
     },
     Seq(Vec<Node>),
-    /// Literals and runs one after the other (the bulk of most patterns), matched in one
-    /// loop that only has to tell the two apart.
-    Chain(Vec<Atom>),
     /// Mutually exclusive branches, each with the bytes it can start with (every branch
     /// consumes, so one whose set lacks the next byte is skipped without a try).
     Alt(Vec<(ByteSet, Node)>),
@@ -107,17 +104,6 @@ enum Node {
     /// A recorded group (index into [`NAMES`]).
     Group(usize, Box<Node>),
     End,
-}
-
-/// An item of a [`Node::Chain`].
-#[derive(Debug)]
-enum Atom {
-    Literal(Box<[u8]>),
-    Run {
-        class: ByteSet,
-        min: usize,
-        max: Option<usize>,
-    },
 }
 
 /// Facts about a node, for the conditions above.
@@ -136,7 +122,8 @@ struct Info {
 /// A pattern compiled to a plan (see the module docs).
 #[derive(Debug)]
 pub struct Plan {
-    root: Node,
+    /// The tree of nodes laid out as a program ([`Op`]).
+    prog: Box<[Op]>,
     /// The pattern starts with `^`: it matches only at the start of the haystack.
     start_anchored: bool,
     /// The part after the planned head, when the pattern as a whole has no plan: it
@@ -145,12 +132,70 @@ pub struct Plan {
     rest: Option<Rest>,
     /// Whether it records a group at all (else the slots need no bookkeeping).
     groups: bool,
+    /// Whether a part that may be given up records a group (its frame saves the slots).
+    saves: bool,
 }
 
 /// The unplanned part of a pattern.
 #[derive(Debug)]
-struct Rest {
-    regex: meta::Regex,
+enum Rest {
+    /// `.*LITERAL$`: the haystack ends with the literal, and no newline comes before it
+    /// (`.` takes any byte but a newline). Checked directly: this is how lines such as
+    /// sshd's `... [preauth]` end, and an automaton search costs many times more.
+    Suffix(Box<[u8]>),
+    Regex(meta::Regex),
+}
+
+impl Rest {
+    fn new(items: &[Hir]) -> Option<Self> {
+        if let Some(lit) = any_then_literal_at_end(items) {
+            return Some(Self::Suffix(lit));
+        }
+        let regex = meta::Regex::builder()
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .configure(meta::Config::new().utf8_empty(false))
+            .build_from_hir(&Hir::concat(items.to_vec()))
+            .ok()?;
+        Some(Self::Regex(regex))
+    }
+
+    /// The end of its match from `at` (anchored).
+    fn run(&self, hay: &[u8], at: usize) -> Option<usize> {
+        match self {
+            Self::Suffix(lit) => {
+                let start = hay.len().checked_sub(lit.len()).filter(|&s| s >= at)?;
+                (bytes_eq(&hay[start..], lit) && memchr::memchr(b'\n', &hay[at..start]).is_none())
+                    .then_some(hay.len())
+            }
+            Self::Regex(regex) => {
+                let input = Input::new(hay).range(at..).anchored(Anchored::Yes);
+                regex.search(&input).map(|m| m.end())
+            }
+        }
+    }
+}
+
+/// The literal of `items` when they are `.*`, a literal and `$` (in the byte-oriented
+/// syntax plans are built from: `.` is any byte but a newline).
+fn any_then_literal_at_end(items: &[Hir]) -> Option<Box<[u8]>> {
+    let [any, lit, end] = items else {
+        return None;
+    };
+    let HirKind::Repetition(rep) = any.kind() else {
+        return None;
+    };
+    let mut all_but_newline = ByteSet([u64::MAX; 4]);
+    all_but_newline.0[0] &= !(1u64 << b'\n');
+    let any_byte = rep.min == 0
+        && rep.max.is_none()
+        && rep.greedy
+        && single_byte(&rep.sub) == Some(all_but_newline);
+    match (lit.kind(), end.kind()) {
+        (HirKind::Literal(l), HirKind::Look(Look::End)) if any_byte && !l.0.is_empty() => {
+            Some(l.0.clone())
+        }
+        _ => None,
+    }
 }
 
 impl Plan {
@@ -164,10 +209,11 @@ impl Plan {
         };
         if let Some((root, info)) = build_seq(items, end) {
             return Some(Self {
-                root,
+                prog: compile(&root)?,
                 start_anchored,
                 rest: None,
                 groups: info.groups,
+                saves: saves(&root),
             });
         }
         // The longest head whose rest records no group and has only `$` for anchors.
@@ -182,16 +228,12 @@ impl Plan {
             let Some((root, info)) = build_seq(&items[..k], follow) else {
                 continue;
             };
-            let regex = meta::Regex::builder()
-                .syntax(syntax::Config::new().unicode(false).utf8(false))
-                .configure(meta::Config::new().utf8_empty(false))
-                .build_from_hir(&Hir::concat(rest.to_vec()))
-                .ok()?;
             return Some(Self {
-                root,
+                prog: compile(&root)?,
                 start_anchored,
-                rest: Some(Rest { regex }),
+                rest: Some(Rest::new(rest)?),
                 groups: info.groups,
+                saves: saves(&root),
             });
         }
         None
@@ -209,10 +251,11 @@ impl Plan {
             .fold(ByteSet::default(), |f, b| f.union(first_one(b).0));
         let (root, info) = build_seq(items, Follow { first })?;
         Some(Self {
-            root,
+            prog: compile(&root)?,
             start_anchored,
             rest: None,
             groups: info.groups,
+            saves: saves(&root),
         })
     }
 
@@ -227,10 +270,13 @@ impl Plan {
             return None;
         }
         let mut slots: Slots = [NONE; 6];
-        let mut end = step(&self.root, hay, start, &mut slots)?;
+        let mut end = if self.saves {
+            exec::<MAX_FRAMES>(&self.prog, hay, start, &mut slots)?
+        } else {
+            exec::<0>(&self.prog, hay, start, &mut slots)?
+        };
         if let Some(rest) = &self.rest {
-            let input = Input::new(hay).range(end..).anchored(Anchored::Yes);
-            end = rest.regex.search(&input)?.end();
+            end = rest.run(hay, end)?;
         }
         if !self.groups {
             return Some((end, [None; 3]));
@@ -313,67 +359,402 @@ fn first_one(hir: &Hir) -> (ByteSet, bool) {
     }
 }
 
-/// Matches `node` at `at`: its end. Sequences are tested first (most nodes reached here
-/// are one); [`item`] handles every kind, but going to it directly cost more (cachegrind,
-/// filter test sshd: 2.13 vs 2.11 G instructions).
-fn step(node: &Node, hay: &[u8], at: usize, slots: &mut Slots) -> Option<usize> {
+/// Most optional or repeated parts one inside another that a plan may have (each one
+/// being tried keeps a frame).
+const MAX_FRAMES: usize = 8;
+
+/// One instruction of a plan's program: the tree of [`Node`]s laid out flat, so that
+/// matching is one loop over instructions rather than a call per node. Only optional and
+/// repeated parts can be given up once started; each keeps a frame while it is tried.
+#[derive(Debug)]
+enum Op {
+    /// These bytes.
+    Lit(Box<[u8]>),
+    /// One byte of the class.
+    One(ByteSet),
+    /// The longest run of class bytes, at most `max` long, if at least `min` long.
+    Run {
+        class: ByteSet,
+        min: usize,
+        max: usize,
+    },
+    /// Records the position in a slot.
+    Save(usize),
+    /// The end of the haystack.
+    End,
+    /// An optional part that follows: tried when the next byte can start it (a frame keeps
+    /// where to go on without it), else skipped to `skip`.
+    Opt {
+        first: ByteSet,
+        skip: usize,
+        /// Whether it records a group (the slots are restored if it fails).
+        save: bool,
+    },
+    /// The optional part matched: its frame is dropped.
+    OptDone,
+    /// A part that follows, repeated `min..=max` times greedily; [`Op::Again`] ends it,
+    /// `exit` comes after.
+    Loop {
+        first: ByteSet,
+        min: usize,
+        max: usize,
+        exit: usize,
+        save: bool,
+    },
+    /// One more repetition of the loop at this index matched.
+    Again(usize),
+    /// Alternatives, by the next byte: the branches whose set has it, in order. A literal
+    /// branch is compared here (several may share a first byte; at most one matches); any
+    /// other branch is the only one its first bytes allow, and is jumped to.
+    Switch(Box<[(ByteSet, Branch)]>, usize),
+    Jump(usize),
+    Match,
+}
+
+#[derive(Debug)]
+enum Branch {
+    Lit(Box<[u8]>),
+    At(usize),
+}
+
+/// An optional or repeated part being tried: where its current attempt started, how many
+/// repetitions matched, and its instruction. (Small, as the stack of them is set up on
+/// every run; the slots to restore are kept apart, only by programs that need them.)
+#[derive(Clone, Copy)]
+struct Frame {
+    at: usize,
+    n: u32,
+    op: u32,
+}
+
+/// The program of a plan's tree, ending in [`Op::Match`]; `None` if parts are nested
+/// deeper than [`MAX_FRAMES`].
+fn compile(root: &Node) -> Option<Box<[Op]>> {
+    let mut ops = Vec::new();
+    emit(root, &mut ops, 0)?;
+    ops.push(Op::Match);
+    // A jump to a jump (the end of a branch that ends an enclosing branch) goes straight
+    // to where the chain ends.
+    let dest = |ops: &[Op], mut t: usize| {
+        while let Op::Jump(u) = ops[t] {
+            t = u;
+        }
+        t
+    };
+    for i in 0..ops.len() {
+        match &ops[i] {
+            Op::Jump(t) => ops[i] = Op::Jump(dest(&ops, *t)),
+            Op::Switch(_, exit) => {
+                let e = dest(&ops, *exit);
+                if let Op::Switch(_, exit) = &mut ops[i] {
+                    *exit = e;
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(ops.into())
+}
+
+/// Whether an optional or repeated part in `node` records a group.
+fn saves(node: &Node) -> bool {
     match node {
-        Node::Seq(items) => seq(items, hay, at, slots),
-        _ => item(node, hay, at, slots),
+        Node::Repeat { groups, .. } => *groups,
+        Node::Seq(items) => items.iter().any(saves),
+        Node::Alt(branches) => branches.iter().any(|(_, n)| saves(n)),
+        Node::Group(_, sub) => saves(sub),
+        Node::Empty | Node::Literal(_) | Node::Run { .. } | Node::End => false,
     }
 }
 
-/// The items of a sequence one after the other. Tests in the order of how common the
-/// kinds are (literals and runs first) rather than one jump on the kind: a chain of
-/// predictable branches costs less than an indirect jump whose target changes with
-/// every item.
-fn seq(items: &[Node], hay: &[u8], at: usize, slots: &mut Slots) -> Option<usize> {
+/// Appends the instructions of `node`, `depth` frames deep.
+fn emit(node: &Node, ops: &mut Vec<Op>, depth: usize) -> Option<()> {
+    match node {
+        Node::Empty => {}
+        Node::Literal(lit) => ops.push(Op::Lit(lit.clone())),
+        &Node::Run { class, min, max } => ops.push(match (min, max) {
+            (1, Some(1)) => Op::One(class),
+            _ => Op::Run {
+                class,
+                min,
+                max: max.unwrap_or(usize::MAX),
+            },
+        }),
+        Node::Seq(items) => {
+            for item in items {
+                emit(item, ops, depth)?;
+            }
+        }
+        Node::Alt(branches) => {
+            let at = ops.len();
+            ops.push(Op::Match);
+            let mut targets = Vec::with_capacity(branches.len());
+            let mut jumps = Vec::new();
+            for (first, branch) in branches {
+                if let Node::Literal(lit) = branch {
+                    targets.push((*first, Branch::Lit(lit.clone())));
+                    continue;
+                }
+                targets.push((*first, Branch::At(ops.len())));
+                emit(branch, ops, depth)?;
+                jumps.push(ops.len());
+                ops.push(Op::Match);
+            }
+            let exit = ops.len();
+            for j in jumps {
+                ops[j] = Op::Jump(exit);
+            }
+            ops[at] = Op::Switch(targets.into(), exit);
+        }
+        Node::Repeat {
+            sub,
+            first,
+            min,
+            max,
+            groups,
+        } => {
+            if depth >= MAX_FRAMES {
+                return None;
+            }
+            let at = ops.len();
+            ops.push(Op::Match);
+            emit(sub, ops, depth + 1)?;
+            ops[at] = if (*min, *max) == (0, Some(1)) {
+                ops.push(Op::OptDone);
+                Op::Opt {
+                    first: *first,
+                    skip: ops.len(),
+                    save: *groups,
+                }
+            } else {
+                ops.push(Op::Again(at));
+                Op::Loop {
+                    first: *first,
+                    min: *min,
+                    max: max.unwrap_or(usize::MAX),
+                    exit: ops.len(),
+                    save: *groups,
+                }
+            };
+        }
+        // The start is recorded on entry: if the group then fails, the frame that takes
+        // the failure restores the slots (its part records this group), or nothing matches.
+        Node::Group(k, sub) => {
+            ops.push(Op::Save(2 * k));
+            emit(sub, ops, depth)?;
+            ops.push(Op::Save(2 * k + 1));
+        }
+        Node::End => ops.push(Op::End),
+    }
+    Some(())
+}
+
+/// Runs a program at `at`: the end of its match. A failing instruction gives the failure
+/// to the innermost frame: an optional part is skipped, a loop stops after its last whole
+/// repetition (if it has enough), else the failure goes on outward.
+/// `SAVED` is [`MAX_FRAMES`] for a program where a part that may be given up records a
+/// group (the slots are saved when it starts), else 0.
+fn exec<const SAVED: usize>(ops: &[Op], hay: &[u8], at: usize, slots: &mut Slots) -> Option<usize> {
+    let mut frames = [Frame { at: 0, n: 0, op: 0 }; MAX_FRAMES];
+    let mut saved = [[NONE; 6]; SAVED];
+    let mut depth = 0usize;
     let mut p = at;
-    for node in items {
-        p = item(node, hay, p, slots)?;
+    let mut pc = 0usize;
+    loop {
+        let ok = match &ops[pc] {
+            Op::Lit(lit) => {
+                pc += 1;
+                let ok = literal_at(hay, p, lit);
+                p += lit.len();
+                ok
+            }
+            Op::One(class) => {
+                pc += 1;
+                let ok = hay.get(p).is_some_and(|&b| class.has(b));
+                p += 1;
+                ok
+            }
+            Op::Run { class, min, max } => {
+                pc += 1;
+                match run(class, *min, *max, hay, p) {
+                    Some(q) => {
+                        p = q;
+                        true
+                    }
+                    None => false,
+                }
+            }
+            Op::Save(k) => {
+                slots[*k] = p;
+                pc += 1;
+                true
+            }
+            Op::Switch(branches, exit) => 'sw: {
+                let Some(&b) = hay.get(p) else {
+                    break 'sw false;
+                };
+                for (first, branch) in branches.iter() {
+                    if !first.has(b) {
+                        continue;
+                    }
+                    match branch {
+                        Branch::At(target) => {
+                            pc = *target;
+                            break 'sw true;
+                        }
+                        Branch::Lit(lit) => {
+                            if literal_at(hay, p, lit) {
+                                p += lit.len();
+                                pc = *exit;
+                                break 'sw true;
+                            }
+                        }
+                    }
+                }
+                false
+            }
+            Op::Jump(target) => {
+                pc = *target;
+                true
+            }
+            Op::Opt { first, skip, save } => {
+                if hay.get(p).is_some_and(|&b| first.has(b)) {
+                    frames[depth] = Frame {
+                        at: p,
+                        n: 0,
+                        op: op_index(pc),
+                    };
+                    if *save {
+                        saved[depth] = *slots;
+                    }
+                    depth += 1;
+                    pc += 1;
+                } else {
+                    pc = *skip;
+                }
+                true
+            }
+            Op::OptDone => {
+                depth -= 1;
+                pc += 1;
+                true
+            }
+            Op::Loop { .. } => {
+                frames[depth] = Frame {
+                    at: p,
+                    n: 0,
+                    op: op_index(pc),
+                };
+                depth += 1;
+                let l = pc;
+                repeat(
+                    ops,
+                    l,
+                    &mut frames,
+                    &mut saved,
+                    &mut depth,
+                    hay,
+                    p,
+                    slots,
+                    &mut pc,
+                )
+            }
+            &Op::Again(l) => {
+                frames[depth - 1].n = frames[depth - 1].n.saturating_add(1);
+                repeat(
+                    ops,
+                    l,
+                    &mut frames,
+                    &mut saved,
+                    &mut depth,
+                    hay,
+                    p,
+                    slots,
+                    &mut pc,
+                )
+            }
+            Op::End => {
+                pc += 1;
+                p == hay.len()
+            }
+            Op::Match => return Some(p),
+        };
+        if ok {
+            continue;
+        }
+        loop {
+            depth = depth.checked_sub(1)?;
+            let f = &frames[depth];
+            match ops[f.op as usize] {
+                Op::Opt { skip, save, .. } => {
+                    p = f.at;
+                    if save {
+                        *slots = saved[depth];
+                    }
+                    pc = skip;
+                    break;
+                }
+                Op::Loop {
+                    min, exit, save, ..
+                } if f.n as usize >= min => {
+                    p = f.at;
+                    if save {
+                        *slots = saved[depth];
+                    }
+                    pc = exit;
+                    break;
+                }
+                _ => {}
+            }
+        }
     }
-    Some(p)
 }
 
+/// Starts the next repetition of the loop at `l` (its frame `f` on top), or leaves it:
+/// whether that succeeds.
 #[inline(always)]
-fn item(node: &Node, hay: &[u8], at: usize, slots: &mut Slots) -> Option<usize> {
-    if let Node::Chain(atoms) = node {
-        return chain(atoms, hay, at);
-    }
-    if let Node::Literal(lit) = node {
-        return literal_at(hay, at, lit).then_some(at + lit.len());
-    }
-    if let Node::Run { class, min, max } = node {
-        return run(class, *min, *max, hay, at);
-    }
-    if let Node::Repeat {
-        sub,
+#[allow(clippy::too_many_arguments)]
+fn repeat<const SAVED: usize>(
+    ops: &[Op],
+    l: usize,
+    frames: &mut [Frame; MAX_FRAMES],
+    saved: &mut [Slots; SAVED],
+    depth: &mut usize,
+    hay: &[u8],
+    p: usize,
+    slots: &Slots,
+    pc: &mut usize,
+) -> bool {
+    let Op::Loop {
         first,
         min,
         max,
-        groups,
-    } = node
-    {
-        // An optional or repeated part that cannot start here is skipped without a call.
-        if *min == 0 && hay.get(at).is_none_or(|&b| !first.has(b)) {
-            return Some(at);
+        exit,
+        save,
+    } = &ops[l]
+    else {
+        return false;
+    };
+    let top = *depth - 1;
+    let f = &mut frames[top];
+    let n = f.n as usize;
+    if n < *max && hay.get(p).is_some_and(|&b| first.has(b)) {
+        f.at = p;
+        if *save {
+            saved[top] = *slots;
         }
-        return repeat(sub, first, *min, *max, *groups, hay, at, slots);
+        *pc = l + 1;
+        true
+    } else {
+        *depth = top;
+        *pc = *exit;
+        n >= *min
     }
-    if let Node::Alt(branches) = node {
-        return alt(branches, hay, at, slots);
-    }
-    if let Node::Group(k, sub) = node {
-        let end = step(sub, hay, at, slots)?;
-        slots[2 * k] = at;
-        slots[2 * k + 1] = end;
-        return Some(end);
-    }
-    match node {
-        Node::Seq(items) => seq(items, hay, at, slots),
-        Node::End => (at == hay.len()).then_some(at),
-        _ => Some(at),
-    }
+}
+
+/// An instruction's index as kept in a frame (programs are far shorter than `u32::MAX`).
+fn op_index(pc: usize) -> u32 {
+    u32::try_from(pc).unwrap_or(u32::MAX)
 }
 
 /// Whether `lit` occurs in `hay` at `at`.
@@ -400,66 +781,14 @@ pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The longest run of `class` bytes at `at` (at most `max`), if at least `min` long.
 #[inline]
-fn run(class: &ByteSet, min: usize, max: Option<usize>, hay: &[u8], at: usize) -> Option<usize> {
-    let limit = match max {
-        Some(m) => hay.len().min(at.saturating_add(m)),
-        None => hay.len(),
-    };
+fn run(class: &ByteSet, min: usize, max: usize, hay: &[u8], at: usize) -> Option<usize> {
+    let limit = hay.len().min(at.saturating_add(max));
     let part = hay.get(at..limit)?;
     let n = part
         .iter()
         .position(|&b| !class.has(b))
         .unwrap_or(part.len());
     (n >= min).then_some(at + n)
-}
-
-// Kept out of `step` so that its frame (the saved slots) is paid only where needed.
-#[inline(never)]
-fn alt(branches: &[(ByteSet, Node)], hay: &[u8], at: usize, slots: &mut Slots) -> Option<usize> {
-    let &b = hay.get(at)?;
-    let saved = *slots;
-    for (first, node) in branches {
-        if !first.has(b) {
-            continue;
-        }
-        if let Some(p) = step(node, hay, at, slots) {
-            return Some(p);
-        }
-        *slots = saved;
-    }
-    None
-}
-
-#[inline(never)]
-#[allow(clippy::too_many_arguments)]
-fn repeat(
-    sub: &Node,
-    first: &ByteSet,
-    min: usize,
-    max: Option<usize>,
-    groups: bool,
-    hay: &[u8],
-    at: usize,
-    slots: &mut Slots,
-) -> Option<usize> {
-    let mut p = at;
-    let mut n = 0usize;
-    while max.is_none_or(|m| n < m) && p < hay.len() && first.has(hay[p]) {
-        let saved = *slots;
-        match step(sub, hay, p, slots) {
-            Some(q) => {
-                p = q;
-                n += 1;
-            }
-            None => {
-                if groups {
-                    *slots = saved;
-                }
-                break;
-            }
-        }
-    }
-    (n >= min).then_some(p)
 }
 
 /// Builds a concatenation right to left, so each item knows what follows it.
@@ -497,52 +826,9 @@ fn build_seq(items: &[Hir], follow: Follow) -> Option<(Node, Info)> {
     let node = match nodes.len() {
         0 => Node::Empty,
         1 => nodes.pop()?,
-        _ => chained(nodes),
+        _ => Node::Seq(nodes),
     };
     Some((node, info))
-}
-
-/// A sequence with its consecutive literals and runs gathered into chains.
-fn chained(nodes: Vec<Node>) -> Node {
-    let mut out = Vec::with_capacity(nodes.len());
-    let mut atoms = Vec::new();
-    for node in nodes {
-        match node {
-            Node::Literal(l) => atoms.push(Atom::Literal(l)),
-            Node::Run { class, min, max } => atoms.push(Atom::Run { class, min, max }),
-            other => {
-                if !atoms.is_empty() {
-                    out.push(Node::Chain(std::mem::take(&mut atoms)));
-                }
-                out.push(other);
-            }
-        }
-    }
-    if !atoms.is_empty() {
-        out.push(Node::Chain(atoms));
-    }
-    match out.len() {
-        1 => out.pop().unwrap_or(Node::Empty),
-        _ => Node::Seq(out),
-    }
-}
-
-/// Matches a chain at `at`: its end.
-#[inline]
-fn chain(atoms: &[Atom], hay: &[u8], at: usize) -> Option<usize> {
-    let mut p = at;
-    for atom in atoms {
-        p = match atom {
-            Atom::Literal(lit) => {
-                if !literal_at(hay, p, lit) {
-                    return None;
-                }
-                p + lit.len()
-            }
-            Atom::Run { class, min, max } => run(class, *min, *max, hay, p)?,
-        };
-    }
-    Some(p)
 }
 
 fn class_set(class: &Class) -> Option<ByteSet> {
@@ -839,6 +1125,97 @@ mod tests {
             proptest::prop_assert_eq!(bytes_eq(&a, &b), a == b);
             proptest::prop_assert!(bytes_eq(&a, &a));
         }
+    }
+
+    /// The end and the host/user/conn spans of the regex crate's anchored leftmost-first
+    /// match of `p` at the start of `hay`.
+    fn regex_match(p: &str, hay: &[u8]) -> Option<(usize, Spans)> {
+        let re = meta::Regex::builder()
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .configure(meta::Config::new().utf8_empty(false))
+            .build(p)
+            .unwrap();
+        let mut caps = re.create_captures();
+        re.search_captures(&Input::new(hay).anchored(Anchored::Yes), &mut caps);
+        let m = caps.get_match()?;
+        let span = |n: &str| caps.get_group_by_name(n).map(|s| (s.start, s.end));
+        Some((m.end(), [span("host"), span("user"), span("conn")]))
+    }
+
+    /// The program's ways of giving a part up (an optional part that fails half way and
+    /// restores its groups, a loop that stops after its last whole repetition or has too
+    /// few, alternatives by first byte and literal branches sharing one, a `.*literal$`
+    /// rest) agree with the regex crate on every line.
+    #[test]
+    fn programs_match_like_the_regex() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                r"^(?P<host>\d+)(?:-(?P<user>\w+) x)?",
+                &["12-bob x", "12-bob y", "12", "12-", "12-bob"],
+            ),
+            (
+                r"^(?:\[(?P<conn>\d+)\])+",
+                &["[1][22]", "[1][2x]", "[1]", "[", "x"],
+            ),
+            (
+                r"^(?:\[(?P<conn>\d+)\])+ (?P<user>\S+)$",
+                &[
+                    "[1][22] u",
+                    "[1][2x] u",
+                    "[1] u",
+                    "[1] u v",
+                    "u",
+                    "[1][2] ",
+                    "[12]",
+                ],
+            ),
+            (
+                r"^(?:ab;){2,3}(?:c|d)",
+                &[
+                    "ab;ab;c",
+                    "ab;c",
+                    "ab;ab;ab;d",
+                    "ab;ab;ab;ab;c",
+                    "ab;ab;x",
+                    "ab;a",
+                ],
+            ),
+            (
+                r"^(?:-session|-auth|x(?P<user>\d+))?\[(?P<conn>\d+)\]",
+                &[
+                    "-session[1]",
+                    "-auth[2]",
+                    "-sess[3]",
+                    "x7[4]",
+                    "x[5]",
+                    "[6]",
+                ],
+            ),
+            (
+                r"^(?P<host>[0-9.]+) port \d+: .*\[preauth\]$",
+                &[
+                    "192.0.2.1 port 22: bye [preauth]",
+                    "192.0.2.1 port 22: [preauth]",
+                    "192.0.2.1 port 22: bye [preauth] x",
+                    "192.0.2.1 port 22: a\nb [preauth]",
+                    "192.0.2.1 port 22:[preauth]",
+                    "192.0.2.1 port 22: preauth]",
+                ],
+            ),
+        ];
+        for (p, hays) in cases {
+            let plan = Plan::new(&hir(p)).unwrap_or_else(|| panic!("no plan for {p}"));
+            for h in *hays {
+                let h = h.replace("\\n", "\n");
+                assert_eq!(
+                    plan.run(h.as_bytes(), 0),
+                    regex_match(p, h.as_bytes()),
+                    "{p} on {h:?}"
+                );
+            }
+        }
+        let suffix = Plan::new(&hir(r"^(?P<host>[0-9.]+) .*\[preauth\]$")).unwrap();
+        assert!(matches!(suffix.rest, Some(Rest::Suffix(_))));
     }
 
     #[test]

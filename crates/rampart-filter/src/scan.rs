@@ -255,6 +255,27 @@ impl Hasher for PreHashed {
 }
 
 impl Connections {
+    /// Forgets up to two of the oldest connections if they have been idle for longer than
+    /// [`CONNECTION_TTL_SECS`] at log time `now` (their next line would start afresh
+    /// anyway). Called once per new connection, so the table holds about the connections
+    /// of the last TTL rather than filling up to its bound, and stays small enough to be
+    /// in the CPU's caches.
+    fn expire(&mut self, now: i64) {
+        for _ in 0..2 {
+            let Some(&old) = self.order.front() else {
+                return;
+            };
+            match self.map.get(&old) {
+                None => {}
+                Some((_, c)) if c.seen.is_some_and(|seen| now - seen > CONNECTION_TTL_SECS) => {
+                    self.map.remove(&old);
+                }
+                Some(_) => return,
+            }
+            self.order.pop_front();
+        }
+    }
+
     /// The state of `conn`, created (and aged) as needed; the flag says an old entry had
     /// to be evicted to make room.
     fn entry(&mut self, conn: &[u8], now: Option<i64>) -> (&mut Conn, bool) {
@@ -265,6 +286,9 @@ impl Connections {
             None => true,
         };
         if fresh {
+            if let Some(now) = now {
+                self.expire(now);
+            }
             if !self.map.contains_key(&h) && self.map.len() >= MAX_CONNECTIONS {
                 // The order queue may hold keys already gone; pop until one is removed.
                 while let Some(old) = self.order.pop_front() {
@@ -479,6 +503,9 @@ impl Scanner {
             // A filter with a shared prefix needs the message to say whether the line is
             // a candidate; the others decide from the literals of the raw line first.
             let candidates = if slot.filter.has_dispatch() {
+                if !slot.filter.passes_gate(line) {
+                    continue;
+                }
                 None
             } else {
                 match slot.filter.candidates(line) {
@@ -493,7 +520,7 @@ impl Scanner {
             };
             let verdict = match candidates {
                 Some(c) => slot.filter.match_candidates(&mut slot.scratch, msg, c),
-                None => match slot.filter.match_dispatch(&mut slot.scratch, msg) {
+                None => match slot.filter.match_dispatch_gated(&mut slot.scratch, msg) {
                     Some(v) => v,
                     None => continue,
                 },
@@ -1072,6 +1099,44 @@ regex = 'pam failure user=(?P<user>\S+) rhost=<HOST>$'
             conn_hash(8, b"web1 sshd[1]:")
         );
         assert_ne!(conn_hash(7, b""), conn_hash(7, b"\0"));
+    }
+
+    /// Connections idle for longer than the TTL leave the table as new ones come (two per
+    /// new one), instead of filling it up to its bound; what a later line of theirs does
+    /// is unchanged (it starts afresh either way).
+    #[test]
+    fn idle_connections_leave_the_table() {
+        let mut sc = scanner();
+        for i in 0..100 {
+            let line = format!("2026-11-21T01:00:00Z c{i}: pam failure rhost=198.51.100.9");
+            sc.scan(line.as_bytes(), |_| {});
+        }
+        assert_eq!(sc.slots[0].conns.len(), 100);
+        // Ten minutes later the first ones are still within the TTL.
+        let line = "2026-11-21T01:10:00Z c1000: pam failure rhost=198.51.100.9";
+        sc.scan(line.as_bytes(), |_| {});
+        assert_eq!(sc.slots[0].conns.len(), 101);
+        for i in 1..=60 {
+            let line = format!(
+                "2026-11-21T01:10:01Z c{}: pam failure rhost=198.51.100.9",
+                1000 + i
+            );
+            sc.scan(line.as_bytes(), |_| {});
+        }
+        // 61 new ones, the 100 idle ones gone (two per new one).
+        assert_eq!(sc.slots[0].conns.len(), 61);
+        assert_eq!(sc.filter_stats(0).conn_evictions, 0);
+        // A forgotten connection's end line counts itself, as it would have after its
+        // state aged out; a live one's releases its held pam failure.
+        let got = run(
+            &mut sc,
+            &[
+                "10:02 c5: closed 198.51.100.9 [preauth]",
+                "10:02 c1007: closed 198.51.100.9 [preauth]",
+            ],
+        );
+        assert_eq!(got[0].1, "closed");
+        assert_eq!(got[1].1, "pam");
     }
 
     #[test]
