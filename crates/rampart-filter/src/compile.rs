@@ -16,6 +16,7 @@ use regex_automata::{meta, Anchored, Input};
 use regex_syntax::hir::literal;
 
 use crate::extract::{ExtractCache, Extractor};
+use crate::literal::LeadTrie;
 use crate::plan::Plan;
 
 use crate::def::{Attempt, FilterConfig, ParamValues, PatternConfig, ResolvedParam};
@@ -95,8 +96,8 @@ struct Dispatch {
     /// (most lines of a shared log are another program's).
     gate: Option<memchr::memmem::Finder<'static>>,
     prefix: Plan,
-    /// Leading literals of the parts by their first byte, each with the bit of its part.
-    leads: Box<[Leads; 256]>,
+    /// Leading literals of the parts, each with the bit of its part.
+    leads: LeadTrie,
     /// Each pattern's part after the prefix.
     parts: Vec<Extractor>,
 }
@@ -112,9 +113,6 @@ fn common_substring(lits: &[Vec<u8>]) -> Option<Vec<u8>> {
         })
     })
 }
-
-/// Leading literals that start with one byte, each with the bits of the parts it starts.
-type Leads = Vec<(Box<[u8]>, u64)>;
 
 impl Dispatch {
     /// `parts`: each pattern's regex after the prefix, `<HOST>` expanded. `None` when the
@@ -164,14 +162,7 @@ impl Dispatch {
             }
             extractors.push(Extractor::new(hir).ok()?);
         }
-        let mut leads: Box<[Leads; 256]> = Box::new(std::array::from_fn(|_| Vec::new()));
-        for (l, bit) in lits {
-            let bucket = &mut leads[usize::from(l[0])];
-            match bucket.iter_mut().find(|(q, _)| **q == *l) {
-                Some((_, bits)) => *bits |= bit,
-                None => bucket.push((l.into(), bit)),
-            }
-        }
+        let leads = LeadTrie::new(lits.iter().map(|(l, bit)| (l.as_slice(), *bit)));
         Some(Self {
             gate,
             prefix: plan,
@@ -705,18 +696,7 @@ impl Filter {
     ) -> Option<Verdict<'a>> {
         let d = self.dispatch.as_ref()?;
         let (end, head) = d.prefix.run(msg, 0)?;
-        let rest = &msg[end..];
-        let mut mask = 0u64;
-        if let Some(&b) = rest.first() {
-            for (lit, bit) in &d.leads[usize::from(b)] {
-                if rest
-                    .get(..lit.len())
-                    .is_some_and(|r| crate::plan::bytes_eq(r, lit))
-                {
-                    mask |= bit;
-                }
-            }
-        }
+        let mut mask = d.leads.prefixes_of(&msg[end..]);
         if mask == 0 {
             return None;
         }

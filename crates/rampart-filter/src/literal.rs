@@ -141,6 +141,26 @@ fn required(hir: &Hir) -> Option<Vec<Vec<u8>>> {
 
 #[cfg(test)]
 mod tests {
+
+    proptest::proptest! {
+        /// The trie finds exactly the literals a text starts with, however they share
+        /// their bytes (small alphabet, so that they share and nest a lot).
+        #[test]
+        fn the_lead_trie_finds_every_literal_a_text_starts_with(
+            lits in proptest::collection::vec(proptest::collection::vec(b'a'..b'd', 1..6), 1..12),
+            text in proptest::collection::vec(b'a'..b'd', 0..8),
+        ) {
+            let trie = super::LeadTrie::new(
+                lits.iter().enumerate().map(|(i, l)| (l.as_slice(), 1u64 << i)),
+            );
+            let want = lits
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| text.starts_with(l))
+                .fold(0u64, |m, (i, _)| m | 1 << i);
+            proptest::prop_assert_eq!(trie.prefixes_of(&text), want);
+        }
+    }
     use super::*;
 
     fn lits(pattern: &str) -> Option<Vec<String>> {
@@ -204,5 +224,116 @@ mod tests {
     #[test]
     fn case_insensitive_patterns_have_no_literal() {
         assert_eq!(lits(r"(?i)failed password"), None);
+    }
+}
+
+/// Literals, each with a bit set, as a trie whose edges are the stretches of bytes the
+/// literals share: [`LeadTrie::prefixes_of`] ORs the bits of every literal a text starts
+/// with in one walk down it, comparing each shared stretch once (sshd's leading literals
+/// are dozens of `Connection ...`, `PAM: ...` and `Failed ...` variants).
+#[derive(Debug)]
+pub(crate) struct LeadTrie {
+    /// Node 0 is the root (empty label).
+    nodes: Vec<LeadNode>,
+    /// The root's children by first byte (0: none), the one lookup every text makes.
+    first: Box<[u32; 256]>,
+}
+
+#[derive(Debug, Default)]
+struct LeadNode {
+    /// The bytes from the parent to this node.
+    label: Box<[u8]>,
+    /// The bits of the literals that end here.
+    bits: u64,
+    /// Children by the first byte of their label.
+    children: Vec<(u8, usize)>,
+}
+
+impl LeadTrie {
+    pub(crate) fn new<'a>(lits: impl IntoIterator<Item = (&'a [u8], u64)>) -> Self {
+        let mut trie = Self {
+            nodes: vec![LeadNode::default()],
+            first: Box::new([0; 256]),
+        };
+        for (lit, bit) in lits {
+            trie.insert(lit, bit);
+        }
+        for &(b, child) in &trie.nodes[0].children {
+            trie.first[usize::from(b)] = u32::try_from(child).unwrap_or(0);
+        }
+        trie
+    }
+
+    fn insert(&mut self, lit: &[u8], bit: u64) {
+        let (mut node, mut i) = (0usize, 0usize);
+        while let Some(&b) = lit.get(i) {
+            let Some(&(_, child)) = self.nodes[node].children.iter().find(|(c, _)| *c == b) else {
+                let new = self.nodes.len();
+                self.nodes.push(LeadNode {
+                    label: lit[i..].into(),
+                    bits: bit,
+                    children: Vec::new(),
+                });
+                self.nodes[node].children.push((b, new));
+                return;
+            };
+            let label = &self.nodes[child].label;
+            let common = label
+                .iter()
+                .zip(&lit[i..])
+                .take_while(|(x, y)| x == y)
+                .count();
+            if common < label.len() {
+                // Split the edge where the literal leaves it.
+                let (head, tail) = label.split_at(common);
+                let (head, tail): (Box<[u8]>, Box<[u8]>) = (head.into(), tail.into());
+                let mid = self.nodes.len();
+                self.nodes.push(LeadNode {
+                    label: head,
+                    bits: 0,
+                    children: vec![(tail[0], child)],
+                });
+                self.nodes[child].label = tail;
+                if let Some(slot) = self.nodes[node].children.iter_mut().find(|(c, _)| *c == b) {
+                    slot.1 = mid;
+                }
+                node = mid;
+            } else {
+                node = child;
+            }
+            i += common;
+        }
+        self.nodes[node].bits |= bit;
+    }
+
+    /// The OR of the bits of the literals `text` starts with.
+    pub(crate) fn prefixes_of(&self, text: &[u8]) -> u64 {
+        let mut bits = self.nodes[0].bits;
+        let mut node = match text.first() {
+            Some(&b) => self.first[usize::from(b)] as usize,
+            None => return bits,
+        };
+        if node == 0 {
+            return bits;
+        }
+        let mut i = 0usize;
+        loop {
+            let n = &self.nodes[node];
+            if !text
+                .get(i..i + n.label.len())
+                .is_some_and(|t| crate::plan::bytes_eq(t, &n.label))
+            {
+                return bits;
+            }
+            i += n.label.len();
+            bits |= n.bits;
+            let Some(&b) = text.get(i) else {
+                return bits;
+            };
+            match n.children.iter().find(|(c, _)| *c == b) {
+                Some(&(_, child)) => node = child,
+                None => return bits,
+            }
+        }
     }
 }
