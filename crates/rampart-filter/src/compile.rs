@@ -16,7 +16,6 @@ use regex_automata::{meta, Anchored, Input};
 use regex_syntax::hir::literal;
 
 use crate::extract::{ExtractCache, Extractor};
-use crate::literal::LeadTrie;
 use crate::plan::Plan;
 
 use crate::def::{Attempt, FilterConfig, ParamValues, PatternConfig, ResolvedParam};
@@ -96,8 +95,8 @@ struct Dispatch {
     /// (most lines of a shared log are another program's).
     gate: Option<memchr::memmem::Finder<'static>>,
     prefix: Plan,
-    /// Leading literals of the parts, each with the bit of its part.
-    leads: LeadTrie,
+    /// Leading literals of the parts by their first byte, each with the bit of its part.
+    leads: Box<[Leads; 256]>,
     /// Each pattern's part after the prefix.
     parts: Vec<Extractor>,
 }
@@ -113,6 +112,9 @@ fn common_substring(lits: &[Vec<u8>]) -> Option<Vec<u8>> {
         })
     })
 }
+
+/// Leading literals that start with one byte, each with the bits of the parts it starts.
+type Leads = Vec<(Box<[u8]>, u64)>;
 
 impl Dispatch {
     /// `parts`: each pattern's regex after the prefix, `<HOST>` expanded. `None` when the
@@ -162,7 +164,14 @@ impl Dispatch {
             }
             extractors.push(Extractor::new(hir).ok()?);
         }
-        let leads = LeadTrie::new(lits.iter().map(|(l, bit)| (l.as_slice(), *bit)));
+        let mut leads: Box<[Leads; 256]> = Box::new(std::array::from_fn(|_| Vec::new()));
+        for (l, bit) in lits {
+            let bucket = &mut leads[usize::from(l[0])];
+            match bucket.iter_mut().find(|(q, _)| **q == *l) {
+                Some((_, bits)) => *bits |= bit,
+                None => bucket.push((l.into(), bit)),
+            }
+        }
         Some(Self {
             gate,
             prefix: plan,
@@ -696,7 +705,18 @@ impl Filter {
     ) -> Option<Verdict<'a>> {
         let d = self.dispatch.as_ref()?;
         let (end, head) = d.prefix.run(msg, 0)?;
-        let mut mask = d.leads.prefixes_of(&msg[end..]);
+        let rest = &msg[end..];
+        let mut mask = 0u64;
+        if let Some(&b) = rest.first() {
+            for (lit, bit) in &d.leads[usize::from(b)] {
+                if rest
+                    .get(..lit.len())
+                    .is_some_and(|r| crate::plan::bytes_eq(r, lit))
+                {
+                    mask |= bit;
+                }
+            }
+        }
         if mask == 0 {
             return None;
         }
