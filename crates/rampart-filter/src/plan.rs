@@ -281,11 +281,12 @@ impl Plan {
         if !self.groups {
             return Some((end, [None; 3]));
         }
-        let spans = [0, 1, 2].map(|k| {
+        // Spelled out: `[0, 1, 2].map(..)` is a call per run here.
+        let span = |k: usize| {
             let (s, e) = (slots[2 * k], slots[2 * k + 1]);
             (s != NONE && e != NONE).then_some((s, e))
-        });
-        Some((end, spans))
+        };
+        Some((end, [span(0), span(1), span(2)]))
     }
 }
 
