@@ -53,6 +53,10 @@ pub struct Rx {
     /// For backtracking patterns: a scan for the literals before running the matcher.
     gate: Option<AhoCorasick>,
     multiline: bool,
+    /// Every match sets `nofail` and `mlfforget` (non-empty), and there is no `mlfgained`
+    /// or `mlfid` group: with no live cache entry for the line's multi-line id, such a
+    /// match yields nothing and changes nothing (first-match mode, no ignoreregex).
+    forget_nofail: bool,
 }
 
 impl Rx {
@@ -92,6 +96,18 @@ impl Rx {
             }
         }
         skiplines.sort();
+        let forget_nofail = {
+            let mut always = Vec::new();
+            if let Ok(p) = crate::pyre::parse::parse(expanded, multiline) {
+                crate::pyre::parse::always_nonempty_groups(&p.node, &mut always);
+            }
+            let idx = |g: &str| named.iter().find(|(n, _)| &**n == g).map(|x| x.1);
+            let sure = |g: &str| idx(g).is_some_and(|i| always.contains(&i));
+            sure("nofail")
+                && sure("mlfforget")
+                && idx("mlfgained").is_none()
+                && idx("mlfid").is_none()
+        };
         let literals = crate::prefilter::required_literals(expanded, multiline);
         let gate = if re.is_backtracking() {
             literals.as_ref().and_then(|(l, icase)| {
@@ -112,6 +128,7 @@ impl Rx {
             skiplines: skiplines.into_iter().map(|x| x.1).collect(),
             literals,
             multiline,
+            forget_nofail,
         })
     }
 
@@ -936,6 +953,17 @@ impl F2bFilter {
                     continue;
                 }
             }
+            if known && rx.forget_nofail && single && !state.check_all && self.ignore.is_empty() {
+                // A nofail + mlfforget match without a live cache entry: merge_failure
+                // finds nothing to forget and the nofail line ends the search, so the
+                // captures are not needed (the general path gives the same empty answer).
+                if let (Some(line), Some(pf)) = (&pre_lazy, &self.pref_fast) {
+                    let end = pf.mlfid.find(line).map_or(0, |m| m.end());
+                    if !has_live_mlfid(state, &line[..end], now) {
+                        return out;
+                    }
+                }
+            }
             let hit = if known {
                 // The set saw the match: only its groups are left to find.
                 rx.re.search_matching(&buf, &mut state.caps) == Search::Match
@@ -1294,6 +1322,16 @@ fn merge_failure(
     (target, aliased)
 }
 
+/// Whether the multi-line id cache has an unexpired entry for `mlfid` (the entry
+/// [`merge_failure`] would merge into).
+fn has_live_mlfid(state: &State, mlfid: &str, now: i64) -> bool {
+    let h = key_hash(mlfid);
+    state
+        .mlfid
+        .iter()
+        .any(|e| e.3 == h && e.0 == mlfid && e.1 > now)
+}
+
 /// Puts the final data of a failure into the cache entry of `mlfid` (which
 /// [`merge_failure`] found or made).
 fn store_mlfid(state: &mut State, mlfid: &str, fields: Arc<Fields>) {
@@ -1388,6 +1426,84 @@ mod tests {
             .map(|x| x.0)
             .collect();
         assert_eq!(all, vec![2, 3]);
+    }
+
+    /// A prefregex in sshd's form (the fast split) with nofail + mlfforget failregexes.
+    fn mlfid_filter() -> F2bFilter {
+        let def = FilterDef {
+            name: "t".into(),
+            prefregex: Some(
+                r"^<F-MLFID>\S+ d\[\d+\]: </F-MLFID><F-CONTENT>.+</F-CONTENT>$".into(),
+            ),
+            failregex: [
+                r"^Failed for <F-USER>\S+</F-USER> from <HOST>$",
+                r"^<F-NOFAIL>Try</F-NOFAIL> for <F-USER>\S+</F-USER> from <HOST>$",
+                r"^<F-NOFAIL><F-MLFFORGET>(Closed|Gone)</F-MLFFORGET></F-NOFAIL> by (?:user <F-USER>\S+</F-USER> )?<HOST>$",
+                r"^<F-MLFFORGET><F-MLFGAINED>Accepted</F-MLFGAINED></F-MLFFORGET> for <F-USER>\S+</F-USER> from <HOST>$",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            maxlines: 1,
+            usedns: "warn".into(),
+            ..FilterDef::default()
+        };
+        let opts = LoadOptions {
+            zone: DefaultZone::Fixed(0),
+            current_year: 2026,
+        };
+        F2bFilter::from_def(def, opts).unwrap()
+    }
+
+    #[test]
+    fn forget_nofail_matches_skip_captures_with_the_same_results() {
+        let fast = mlfid_filter();
+        assert!(fast.pref_fast.is_some() && fast.first.is_some());
+        let kinds: Vec<bool> = fast.fail.iter().map(|r| r.forget_nofail).collect();
+        assert_eq!(kinds, vec![false, false, true, false]);
+        let mut slow = fast.clone();
+        slow.fail.iter_mut().for_each(|r| r.forget_nofail = false);
+        let lines = [
+            // No entry: the fast path answers (nothing).
+            "h d[1]: Closed by 192.0.2.1",
+            // An entry made by a nofail line, then forgotten (the entry must go).
+            "h d[2]: Try for alice from 192.0.2.2",
+            "h d[2]: Gone by 192.0.2.2",
+            "h d[2]: Failed for alice from 192.0.2.2",
+            // Two users on one id: the closing line becomes a failure.
+            "h d[3]: Try for bob from 198.51.100.3",
+            "h d[3]: Try for carol from 198.51.100.3",
+            "h d[3]: Closed by user dave 198.51.100.3",
+            "h d[3]: Closed by 198.51.100.3",
+            // A failure, forgotten, then a fresh failure on the same id.
+            "h d[4]: Failed for erin from 203.0.113.4",
+            "h d[4]: Closed by 203.0.113.4",
+            "h d[4]: Failed for erin from 203.0.113.4",
+            "h d[5]: Accepted for frank from 203.0.113.5",
+            "h d[5]: Gone by 203.0.113.5",
+        ];
+        let show = |v: Vec<Failure>| -> Vec<String> {
+            v.iter()
+                .map(|x| {
+                    format!(
+                        "{} {:?} {:?} {} {}",
+                        x.pattern, x.id, x.user, x.attempts, x.nofail
+                    )
+                })
+                .collect()
+        };
+        let (mut a, mut b) = (fast.new_state(), slow.new_state());
+        let mut failures = 0;
+        for (n, l) in lines.iter().enumerate() {
+            let now = 1_790_000_000 + n as i64;
+            let x = show(fast.process_line_all(&mut a, l.as_bytes(), now));
+            let y = show(slow.process_line_all(&mut b, l.as_bytes(), now));
+            assert_eq!(x, y, "line {n}: {l}");
+            failures += x.len();
+            let ids = |s: &State| s.mlfid.iter().map(|e| e.0.clone()).collect::<Vec<_>>();
+            assert_eq!(ids(&a), ids(&b), "cache after line {n}");
+        }
+        assert!(failures >= 4, "{failures}");
     }
 
     #[test]
