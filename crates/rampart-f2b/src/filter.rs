@@ -57,6 +57,10 @@ pub struct Rx {
     /// or `mlfid` group: with no live cache entry for the line's multi-line id, such a
     /// match yields nothing and changes nothing (first-match mode, no ignoreregex).
     forget_nofail: bool,
+    /// For a pattern anchored at the start of the text (not `re.MULTILINE`) that begins
+    /// with case-sensitive literals: those literals, which every matching text starts
+    /// with (a check cheaper than the gate's scan).
+    lead: Option<String>,
 }
 
 impl Rx {
@@ -96,9 +100,11 @@ impl Rx {
             }
         }
         skiplines.sort();
+        let parsed = crate::pyre::parse::parse(expanded, multiline).ok();
+        let lead = parsed.as_ref().and_then(|p| leading_literals(&p.node));
         let forget_nofail = {
             let mut always = Vec::new();
-            if let Ok(p) = crate::pyre::parse::parse(expanded, multiline) {
+            if let Some(p) = &parsed {
                 crate::pyre::parse::always_nonempty_groups(&p.node, &mut always);
             }
             let idx = |g: &str| named.iter().find(|(n, _)| &**n == g).map(|x| x.1);
@@ -129,6 +135,7 @@ impl Rx {
             literals,
             multiline,
             forget_nofail,
+            lead,
         })
     }
 
@@ -146,6 +153,17 @@ impl Rx {
     /// are to be matched case-insensitively.
     pub fn literals(&self) -> Option<(&[String], bool)> {
         self.literals.as_ref().map(|(l, i)| (l.as_slice(), *i))
+    }
+
+    /// The literal checks: `false` when `text` lacks what every match needs (the leading
+    /// literals of an anchored pattern, or all of the gate's literals).
+    fn gate_passes(&self, text: &str) -> bool {
+        if let Some(lead) = &self.lead {
+            if !text.starts_with(lead.as_str()) {
+                return false;
+            }
+        }
+        self.gate.as_ref().is_none_or(|g| g.is_match(text))
     }
 
     fn has_group(&self, name: &str) -> bool {
@@ -772,8 +790,11 @@ impl F2bFilter {
             if self.set.is_some() && self.set_index[i].is_some() {
                 return false;
             }
+            if !rx.gate_passes(buf) {
+                return false;
+            }
             match (&rx.gate, rx.re.linear()) {
-                (Some(g), _) => g.is_match(buf),
+                (Some(_), _) => true,
                 (None, Some(r)) => r.is_match(buf),
                 (None, None) => true,
             }
@@ -948,10 +969,8 @@ impl F2bFilter {
                     continue;
                 }
                 known = true;
-            } else if let Some(g) = &rx.gate {
-                if !g.is_match(&*buf) {
-                    continue;
-                }
+            } else if !rx.gate_passes(&buf) {
+                continue;
             }
             if known && rx.forget_nofail && single && !state.check_all && self.ignore.is_empty() {
                 // A nofail + mlfforget match without a live cache entry: merge_failure
@@ -1067,6 +1086,27 @@ impl F2bFilter {
         }
         out
     }
+}
+
+/// The case-sensitive literals right after a leading `^` (not multi-line) or `\A`: every
+/// match starts at the start of the text with them. `None` when there are none.
+fn leading_literals(node: &crate::pyre::parse::Node) -> Option<String> {
+    use crate::pyre::parse::Node;
+    let Node::Concat(items) = node else {
+        return None;
+    };
+    let (first, rest) = items.split_first()?;
+    if !matches!(first, Node::Start { multiline: false } | Node::StartText) {
+        return None;
+    }
+    let lead: String = rest
+        .iter()
+        .map_while(|n| match n {
+            Node::Literal { c, icase: false } => Some(*c),
+            _ => None,
+        })
+        .collect();
+    (!lead.is_empty()).then_some(lead)
 }
 
 /// What is known of which linear failregexes match one buffer.
@@ -1504,6 +1544,44 @@ mod tests {
             assert_eq!(ids(&a), ids(&b), "cache after line {n}");
         }
         assert!(failures >= 4, "{failures}");
+    }
+
+    #[test]
+    fn leading_literals_never_reject_a_text_the_regex_matches() {
+        let cases: [(&str, bool, Option<&str>); 5] = [
+            (r"^Fail(?=ed) (?P<h>\S+) from (?P=h)$", false, Some("Fail")),
+            (r"^(?i)Fail(?=ed) (?P<h>\S+)", false, None),
+            (r"^Fail(?=ed) (?P<h>\S+)", true, None),
+            (r"\AFa(?:il)(?=ed) (?P<h>\S+)", false, Some("Fa")),
+            (r"x^Fail(?=ed)", false, None),
+        ];
+        let texts = [
+            "Failed 192.0.2.1 from 192.0.2.1",
+            "FAILED 192.0.2.1 from 192.0.2.1",
+            "x Failed 192.0.2.1 from 192.0.2.1",
+            "Failed 192.0.2.1 from 192.0.2.2",
+            "Fa",
+            "",
+        ];
+        for (p, multiline, lead) in cases {
+            let rx = Rx::new(p, multiline).unwrap();
+            assert!(rx.is_backtracking(), "{p}");
+            assert_eq!(rx.lead.as_deref(), lead, "{p}");
+            for t in texts {
+                let mut c = Caps::default();
+                let m = rx.re.search(t, &mut c) == Search::Match;
+                assert!(
+                    rx.gate_passes(t) || !m,
+                    "{p} rejected {t:?}, which it matches"
+                );
+            }
+        }
+        // The leading literals reject a text the literal gate alone lets through.
+        let rx = Rx::new(cases[0].0, false).unwrap();
+        let (inner, start) = (texts[2], &texts[2][2..]);
+        assert!(rx.gate.as_ref().unwrap().is_match(inner));
+        assert!(!rx.gate_passes(inner));
+        assert!(rx.gate_passes(start));
     }
 
     #[test]
