@@ -53,8 +53,8 @@ pub struct Rx {
     /// For backtracking patterns: a scan for the literals before running the matcher.
     gate: Option<AhoCorasick>,
     multiline: bool,
-    /// Every match sets `nofail` and `mlfforget` (non-empty), and there is no `mlfgained`
-    /// or `mlfid` group: with no live cache entry for the line's multi-line id, such a
+    /// Every match sets `mlfforget` and `nofail` or `mlfgained` (non-empty), and there is
+    /// no `mlfid` group: with no live cache entry for the line's multi-line id, such a
     /// match yields nothing and changes nothing (first-match mode, no ignoreregex).
     forget_nofail: bool,
     /// For a pattern anchored at the start of the text (not `re.MULTILINE`) that begins
@@ -109,10 +109,7 @@ impl Rx {
             }
             let idx = |g: &str| named.iter().find(|(n, _)| &**n == g).map(|x| x.1);
             let sure = |g: &str| idx(g).is_some_and(|i| always.contains(&i));
-            sure("nofail")
-                && sure("mlfforget")
-                && idx("mlfgained").is_none()
-                && idx("mlfid").is_none()
+            (sure("nofail") || sure("mlfgained")) && sure("mlfforget") && idx("mlfid").is_none()
         };
         let literals = crate::prefilter::required_literals(expanded, multiline);
         let gate = if re.is_backtracking() {
@@ -973,9 +970,10 @@ impl F2bFilter {
                 continue;
             }
             if known && rx.forget_nofail && single && !state.check_all && self.ignore.is_empty() {
-                // A nofail + mlfforget match without a live cache entry: merge_failure
-                // finds nothing to forget and the nofail line ends the search, so the
-                // captures are not needed (the general path gives the same empty answer).
+                // A nofail (or mlfgained) + mlfforget match without a live cache entry:
+                // merge_failure finds nothing to forget and the nofail line ends the
+                // search, so the captures are not needed (the general path gives the
+                // same empty answer).
                 if let (Some(line), Some(pf)) = (&pre_lazy, &self.pref_fast) {
                     let end = pf.mlfid.find(line).map_or(0, |m| m.end());
                     if !has_live_mlfid(state, &line[..end], now) {
@@ -1500,7 +1498,7 @@ mod tests {
         let fast = mlfid_filter();
         assert!(fast.pref_fast.is_some() && fast.first.is_some());
         let kinds: Vec<bool> = fast.fail.iter().map(|r| r.forget_nofail).collect();
-        assert_eq!(kinds, vec![false, false, true, false]);
+        assert_eq!(kinds, vec![false, false, true, true]);
         let mut slow = fast.clone();
         slow.fail.iter_mut().for_each(|r| r.forget_nofail = false);
         let lines = [
@@ -1521,6 +1519,10 @@ mod tests {
             "h d[4]: Failed for erin from 203.0.113.4",
             "h d[5]: Accepted for frank from 203.0.113.5",
             "h d[5]: Gone by 203.0.113.5",
+            // Accepted with a live entry of another user: a failure.
+            "h d[6]: Try for gina from 192.0.2.6",
+            "h d[6]: Accepted for hank from 192.0.2.6",
+            "h d[6]: Accepted for hank from 192.0.2.6",
         ];
         let show = |v: Vec<Failure>| -> Vec<String> {
             v.iter()
