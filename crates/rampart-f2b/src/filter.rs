@@ -1032,7 +1032,14 @@ impl F2bFilter {
                 }
             }
             if !pre.vals.is_empty() {
-                let mut merged = pre.clone();
+                // Past this point a first-match search ends with this failregex, so the
+                // prefregex groups are needed no more (check-all mode reuses them).
+                let mut merged = if state.check_all {
+                    pre.clone()
+                } else {
+                    std::mem::take(&mut pre)
+                };
+                merged.vals.reserve(fail.vals.len());
                 for (k, v) in fail.vals.drain(..) {
                     merged.set_arc(&k, v);
                 }
