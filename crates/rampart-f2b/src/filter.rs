@@ -401,6 +401,50 @@ pub const MLFID_CACHE_SIZE: usize = 100;
 /// Lifetime of a multi-line id cache entry, in seconds (fail2ban: 5 minutes).
 pub const MLFID_CACHE_SECS: i64 = 300;
 
+/// The multi-line id cache: (mlfid, expiry in Unix seconds, data), oldest first, at most
+/// one entry per id; bounded by MLFID_CACHE_SIZE. The data is shared with the last
+/// [`Failure`] of that id (copied on write). The key hashes are kept apart, in the same
+/// order, so a look-up scans 8 bytes an entry.
+#[derive(Debug, Clone, Default)]
+struct MlfidCache {
+    hashes: VecDeque<u64>,
+    entries: VecDeque<(String, i64, Arc<Fields>)>,
+}
+
+impl MlfidCache {
+    /// The index of the entry of `key` (hash `h`).
+    fn find(&self, h: u64, key: &str) -> Option<usize> {
+        let mut from = 0;
+        while let Some(i) = self.hashes.range(from..).position(|&x| x == h) {
+            if self.entries[from + i].0 == key {
+                return Some(from + i);
+            }
+            from += i + 1;
+        }
+        None
+    }
+    /// The index of the entry of `key` if it has not expired at `now`.
+    fn find_live(&self, h: u64, key: &str, now: i64) -> Option<usize> {
+        self.find(h, key).filter(|&i| self.entries[i].1 > now)
+    }
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+    fn remove(&mut self, i: usize) {
+        self.hashes.remove(i);
+        self.entries.remove(i);
+    }
+    fn pop_front(&mut self) -> Option<(String, i64, Arc<Fields>)> {
+        self.hashes.pop_front();
+        self.entries.pop_front()
+    }
+    fn push_back(&mut self, key: &str, h: u64, expiry: i64) {
+        self.hashes.push_back(h);
+        self.entries
+            .push_back((key.to_owned(), expiry, Arc::default()));
+    }
+}
+
 /// Per-source state of a filter: date detector, last date, line buffer, MLFID cache.
 #[derive(Debug, Clone)]
 pub struct State {
@@ -408,9 +452,8 @@ pub struct State {
     last_date: Option<Timestamp>,
     last_time_text: String,
     buffer: VecDeque<(String, String, String)>,
-    /// (mlfid, expiry in Unix seconds, data), oldest first; bounded by MLFID_CACHE_SIZE.
-    /// The data is shared with the last [`Failure`] of that id (copied on write).
-    mlfid: VecDeque<(String, i64, Arc<Fields>, u64)>,
+    /// The multi-line id cache.
+    mlfid: MlfidCache,
     check_all: bool,
     caps: Caps,
     record: Option<Vec<(String, bool, String)>>,
@@ -581,7 +624,7 @@ impl F2bFilter {
             last_date: None,
             last_time_text: String::new(),
             buffer: VecDeque::new(),
-            mlfid: VecDeque::new(),
+            mlfid: MlfidCache::default(),
             check_all: false,
             caps: Caps::default(),
             record: None,
@@ -953,6 +996,8 @@ impl F2bFilter {
         let mut set_hits: Hits = known_hits
             .filter(|_| maxlines == 1 && (self.pref.is_none() || content_start.is_some()))
             .unwrap_or_default();
+        // Where the mlfid ends in the line, once found (prefregex fast path).
+        let mut mlfid_end: Option<usize> = None;
         for (idx, rx) in self.fail.iter().enumerate() {
             if !buf_valid {
                 let lines: Vec<_> = state.buffer.iter().cloned().collect();
@@ -976,6 +1021,7 @@ impl F2bFilter {
                 // same empty answer).
                 if let (Some(line), Some(pf)) = (&pre_lazy, &self.pref_fast) {
                     let end = pf.mlfid.find(line).map_or(0, |m| m.end());
+                    mlfid_end = Some(end);
                     if !has_live_mlfid(state, &line[..end], now) {
                         return out;
                     }
@@ -1024,7 +1070,7 @@ impl F2bFilter {
             }
             if let (Some(line), Some(pf), Some(p)) = (pre_lazy.take(), &self.pref_fast, &self.pref)
             {
-                let end = pf.mlfid.find(&line).map_or(0, |m| m.end());
+                let end = mlfid_end.unwrap_or_else(|| pf.mlfid.find(&line).map_or(0, |m| m.end()));
                 let v = Some(line[..end].to_owned());
                 match p.named.iter().find(|(n, _)| &**n == "mlfid") {
                     Some((k, _)) => pre.set_arc(k, v),
@@ -1280,10 +1326,7 @@ fn merge_failure(
 ) -> (Fields, bool) {
     let _ = date;
     let h = key_hash(mlfid);
-    let pos = state
-        .mlfid
-        .iter()
-        .position(|e| e.3 == h && e.0 == mlfid && e.1 > now);
+    let pos = state.mlfid.find_live(h, mlfid, now);
     let mut nf: u8 = 0;
     if fail.truthy("mlfgained") {
         nf |= 8 | 1;
@@ -1301,7 +1344,7 @@ fn merge_failure(
     let mut target: Fields;
     let aliased;
     if let Some(p) = pos {
-        let mut g = Arc::unwrap_or_clone(std::mem::take(&mut state.mlfid[p].2));
+        let mut g = Arc::unwrap_or_clone(std::mem::take(&mut state.mlfid.entries[p].2));
         users = update_users(&mut g, fail.get("user"));
         if g.pop("nofail").is_some_and(|v| !v.is_empty()) {
             nf |= 4;
@@ -1339,10 +1382,10 @@ fn merge_failure(
                 }
             }
         }
-        state.mlfid.retain(|e| !(e.3 == h && e.0 == mlfid));
-        state
-            .mlfid
-            .push_back((mlfid.to_owned(), now + MLFID_CACHE_SECS, Arc::default(), h));
+        if let Some(i) = state.mlfid.find(h, mlfid) {
+            state.mlfid.remove(i);
+        }
+        state.mlfid.push_back(mlfid, h, now + MLFID_CACHE_SECS);
         aliased = true;
     } else {
         users = fail.users.as_ref().map_or(0, BTreeSet::len);
@@ -1370,19 +1413,14 @@ fn merge_failure(
 /// Whether the multi-line id cache has an unexpired entry for `mlfid` (the entry
 /// [`merge_failure`] would merge into).
 fn has_live_mlfid(state: &State, mlfid: &str, now: i64) -> bool {
-    let h = key_hash(mlfid);
-    state
-        .mlfid
-        .iter()
-        .any(|e| e.3 == h && e.0 == mlfid && e.1 > now)
+    state.mlfid.find_live(key_hash(mlfid), mlfid, now).is_some()
 }
 
 /// Puts the final data of a failure into the cache entry of `mlfid` (which
 /// [`merge_failure`] found or made).
 fn store_mlfid(state: &mut State, mlfid: &str, fields: Arc<Fields>) {
-    let h = key_hash(mlfid);
-    if let Some(e) = state.mlfid.iter_mut().find(|e| e.3 == h && e.0 == mlfid) {
-        e.2 = fields;
+    if let Some(i) = state.mlfid.find(key_hash(mlfid), mlfid) {
+        state.mlfid.entries[i].2 = fields;
     }
 }
 
@@ -1549,7 +1587,13 @@ mod tests {
             let y = show(slow.process_line_all(&mut b, l.as_bytes(), now));
             assert_eq!(x, y, "line {n}: {l}");
             failures += x.len();
-            let ids = |s: &State| s.mlfid.iter().map(|e| e.0.clone()).collect::<Vec<_>>();
+            let ids = |s: &State| {
+                s.mlfid
+                    .entries
+                    .iter()
+                    .map(|e| e.0.clone())
+                    .collect::<Vec<_>>()
+            };
             assert_eq!(ids(&a), ids(&b), "cache after line {n}");
         }
         assert!(failures >= 4, "{failures}");
@@ -1591,6 +1635,25 @@ mod tests {
         assert!(rx.gate.as_ref().unwrap().is_match(inner));
         assert!(!rx.gate_passes(inner));
         assert!(rx.gate_passes(start));
+    }
+
+    #[test]
+    fn mlfid_cache_tells_keys_with_the_same_hash_apart() {
+        let mut c = MlfidCache::default();
+        c.push_back("a", 7, 100);
+        c.push_back("b", 7, 50);
+        c.push_back("c", 8, 100);
+        assert_eq!(c.find(7, "a"), Some(0));
+        assert_eq!(c.find(7, "b"), Some(1));
+        assert_eq!(c.find(7, "c"), None);
+        assert_eq!(c.find(8, "c"), Some(2));
+        assert_eq!(c.find_live(7, "b", 60), None);
+        assert_eq!(c.find_live(7, "b", 40), Some(1));
+        c.remove(0);
+        assert_eq!(c.find(7, "b"), Some(0));
+        assert_eq!(c.pop_front().map(|e| e.0), Some("b".to_owned()));
+        assert_eq!((c.len(), c.find(8, "c")), (1, Some(0)));
+        assert_eq!(c.hashes.len(), c.entries.len());
     }
 
     #[test]
