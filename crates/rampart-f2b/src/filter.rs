@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use aho_corasick::AhoCorasick;
 use rampart_core::Timestamp;
@@ -324,7 +324,7 @@ pub struct F2bFilter {
     prefilter: Option<AhoCorasick>,
     /// The linear failregexes in one set (one pass finds which can match) and, per
     /// failregex, its index in the set.
-    set: Option<regex::RegexSet>,
+    set: Option<LazySet>,
     set_index: Vec<Option<usize>>,
     /// The same patterns as `set`, when each is anchored at the start of the text: one
     /// leftmost-first search gives the first of them (in file order) that matches, which
@@ -581,23 +581,25 @@ impl F2bFilter {
                 None => set_index.push(None),
             }
         }
-        let set = if pats.len() > 1 {
-            regex::RegexSetBuilder::new(&pats)
-                .size_limit(64 << 20)
-                .dfa_size_limit(32 << 20)
-                .build()
-                .ok()
-        } else {
-            None
-        };
-        if set.is_none() {
-            set_index.iter_mut().for_each(|x| *x = None);
-        }
-        let first = if set.is_some() && def.maxlines == 1 {
+        let first = if pats.len() > 1 && def.maxlines == 1 {
             first_match(&pats)
         } else {
             None
         };
+        let mut set = (pats.len() > 1).then(|| LazySet {
+            pats,
+            set: OnceLock::new(),
+        });
+        // Without the first-match search every candidate line asks the set, so it is
+        // built now (and, if it cannot be, the patterns run one by one); with it, the set
+        // answers only what the first match leaves open (check-all mode, vetoes), and is
+        // built on first use.
+        if first.is_none() && set.as_ref().is_some_and(|s| s.get().is_none()) {
+            set = None;
+        }
+        if set.is_none() {
+            set_index.iter_mut().for_each(|x| *x = None);
+        }
         let pref_fast = if def.maxlines == 1 {
             pref.as_ref().and_then(|p| PrefFast::new(p.pattern()))
         } else {
@@ -815,8 +817,8 @@ impl F2bFilter {
             let any = match &self.first {
                 Some(fm) => h.first(fm, buf).is_some(),
                 None => {
-                    let m = set.matches(buf);
-                    let any = m.matched_any();
+                    let m = self.set_answer(set, buf);
+                    let any = m.any();
                     h.all = Some(m);
                     any
                 }
@@ -839,6 +841,21 @@ impl F2bFilter {
                 (None, None) => true,
             }
         })
+    }
+
+    /// Which set patterns match `buf`: from the set, or one by one if it did not build.
+    fn set_answer(&self, set: &LazySet, buf: &str) -> SetAnswer {
+        match set.get() {
+            Some(s) => SetAnswer::Set(s.matches(buf)),
+            None => SetAnswer::Each(
+                self.fail
+                    .iter()
+                    .zip(&self.set_index)
+                    .filter(|(_, k)| k.is_some())
+                    .map(|(rx, _)| rx.re.linear().is_some_and(|r| r.is_match(buf)))
+                    .collect(),
+            ),
+        }
     }
 
     /// The last date if it is less than a minute old (fail2ban reuses it for lines
@@ -1007,7 +1024,8 @@ impl F2bFilter {
             }
             let mut known = false;
             if let (Some(set), Some(k)) = (&self.set, self.set_index[idx]) {
-                if !set_hits.matched(set, self.first.as_ref(), &buf, k) {
+                let all = || self.set_answer(set, &buf);
+                if !set_hits.matched(self.first.as_ref(), &buf, k, all) {
                     continue;
                 }
                 known = true;
@@ -1167,7 +1185,53 @@ struct Hits {
     /// (`Some(None)`: none does).
     first: Option<Option<usize>>,
     /// From the set: every pattern that matches.
-    all: Option<regex::SetMatches>,
+    all: Option<SetAnswer>,
+}
+
+/// The linear failregexes as one `RegexSet`, built on first use.
+#[derive(Debug, Clone)]
+struct LazySet {
+    pats: Vec<String>,
+    set: OnceLock<Option<regex::RegexSet>>,
+}
+
+impl LazySet {
+    /// The set, `None` when it does not build.
+    fn get(&self) -> Option<&regex::RegexSet> {
+        self.set
+            .get_or_init(|| {
+                regex::RegexSetBuilder::new(&self.pats)
+                    .size_limit(64 << 20)
+                    .dfa_size_limit(32 << 20)
+                    .build()
+                    .ok()
+            })
+            .as_ref()
+    }
+}
+
+/// Which set patterns match one buffer.
+#[derive(Debug, Clone)]
+enum SetAnswer {
+    /// From the set.
+    Set(regex::SetMatches),
+    /// From each pattern on its own (the set did not build).
+    Each(Vec<bool>),
+}
+
+impl SetAnswer {
+    fn any(&self) -> bool {
+        match self {
+            SetAnswer::Set(m) => m.matched_any(),
+            SetAnswer::Each(v) => v.iter().any(|&b| b),
+        }
+    }
+    fn matched(&self, k: usize) -> bool {
+        match self {
+            SetAnswer::Set(m) => m.matched(k),
+            SetAnswer::Each(v) => v.get(k).copied().unwrap_or(false),
+        }
+    }
 }
 
 impl Hits {
@@ -1184,10 +1248,10 @@ impl Hits {
     /// (`k` before it: no; `k` itself: yes), else from the set.
     fn matched(
         &mut self,
-        set: &regex::RegexSet,
         fm: Option<&regex_automata::meta::Regex>,
         buf: &str,
         k: usize,
+        all: impl FnOnce() -> SetAnswer,
     ) -> bool {
         if let (None, Some(fm)) = (&self.all, fm) {
             match self.first(fm, buf) {
@@ -1196,7 +1260,7 @@ impl Hits {
                 Some(_) => {}
             }
         }
-        self.all.get_or_insert_with(|| set.matches(buf)).matched(k)
+        self.all.get_or_insert_with(all).matched(k)
     }
 }
 
@@ -1654,6 +1718,41 @@ mod tests {
         assert_eq!(c.pop_front().map(|e| e.0), Some("b".to_owned()));
         assert_eq!((c.len(), c.find(8, "c")), (1, Some(0)));
         assert_eq!(c.hashes.len(), c.entries.len());
+    }
+
+    #[test]
+    fn the_set_is_built_on_first_use_and_its_fallback_agrees() {
+        let f = filter(&[
+            r"^foo <HOST>$",
+            r"^foo <HOST>",
+            r"^bar (?:x|xy) <HOST>",
+            r"^bar xy? <HOST> z$",
+        ]);
+        let built = |f: &F2bFilter| f.set.as_ref().is_some_and(|s| s.set.get().is_some());
+        let mut st = f.new_state();
+        assert_eq!(patterns(&f, &mut st, "foo 192.0.2.1").len(), 1);
+        assert!(!built(&f), "first-match mode does not need the set");
+        // The same answers from the set and from the patterns one by one.
+        let mut each = f.clone();
+        if let Some(s) = each.set.as_mut() {
+            s.set = OnceLock::from(None);
+        }
+        let (mut a, mut b) = (f.new_state(), each.new_state());
+        a.set_check_all(true);
+        b.set_check_all(true);
+        for l in [
+            "foo 192.0.2.1",
+            "foo 192.0.2.1 x",
+            "bar xy 198.51.100.7 z",
+            "bar x 203.0.113.9 z",
+            "baz 192.0.2.3",
+        ] {
+            let x: Vec<usize> = patterns(&f, &mut a, l).iter().map(|x| x.0).collect();
+            let y: Vec<usize> = patterns(&each, &mut b, l).iter().map(|x| x.0).collect();
+            assert_eq!(x, y, "{l}");
+        }
+        assert!(built(&f), "check-all mode asked the set");
+        assert!(each.set.as_ref().is_some_and(|s| s.get().is_none()));
     }
 
     #[test]
