@@ -4,7 +4,7 @@
 //! pattern, fail2ban's template search and reordering, and the conversion of the matched
 //! fields to a time (year and day inference, `%z`/`%Z`, the local zone).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use jiff::tz::TimeZone;
 use rampart_core::{Civil, Timestamp};
@@ -244,7 +244,10 @@ enum Kind {
 pub struct Template {
     /// fail2ban-style name (the pattern with `%` codes).
     pub name: String,
-    regex: PyRegex,
+    /// The pattern, compiled on first use (built-in templates) or at load (the others,
+    /// see [`DateDetector::new`]).
+    regex: OnceLock<PyRegex>,
+    source: String,
     flags: u8,
     weight: f64,
     kind: Kind,
@@ -362,10 +365,10 @@ impl Template {
         }
         let re = del_word_markers(&re);
         let full = format!("{gflags}{re}");
-        let regex = PyRegex::new(&full, false)?;
         Ok(Template {
             name,
-            regex,
+            regex: OnceLock::new(),
+            source: full,
             flags,
             weight: 1.0,
             kind,
@@ -472,7 +475,24 @@ impl Template {
 
     /// Whether this template runs on the backtracking matcher.
     pub fn is_backtracking(&self) -> bool {
-        self.regex.is_backtracking()
+        self.regex().is_backtracking()
+    }
+
+    /// Compiles the pattern now, reporting an error.
+    fn compile(&self) -> Result<&PyRegex, String> {
+        if let Some(r) = self.regex.get() {
+            return Ok(r);
+        }
+        let r = PyRegex::new(&self.source, false)?;
+        Ok(self.regex.get_or_init(|| r))
+    }
+
+    /// The compiled pattern.
+    fn regex(&self) -> &PyRegex {
+        self.regex.get_or_init(|| {
+            PyRegex::new(&self.source, false)
+                .expect("templates from a datepattern compile at load; built-in ones always do")
+        })
     }
 }
 
@@ -683,6 +703,13 @@ impl DateDetector {
                 }
             }
         }
+        if datepattern.is_some() {
+            // A datepattern's templates are checked now (errors belong to the load);
+            // the built-in ones compile when first tried.
+            for t in &templates {
+                t.compile()?;
+            }
+        }
         Ok(DateDetector {
             slots: templates
                 .into_iter()
@@ -721,7 +748,7 @@ impl DateDetector {
         end: usize,
     ) -> Option<(usize, usize)> {
         let t = Arc::clone(&self.slots[i].t);
-        match t.regex.search_in(line, start, end, &mut self.caps) {
+        match t.regex().search_in(line, start, end, &mut self.caps) {
             Search::Match => {
                 self.slots[i].t_hits += 1;
                 self.caps.get(0)
@@ -909,7 +936,7 @@ impl DateDetector {
             }
             Kind::Pattern => {
                 let mut fields: Vec<(&str, &str)> = Vec::new();
-                for (name, &g) in t.regex.names() {
+                for (name, &g) in t.regex().names() {
                     if let Some((s, e)) = caps.get(g) {
                         fields.push((name.as_str(), &line[s..e]));
                     }
@@ -1227,6 +1254,19 @@ mod tests {
 
     fn cet() -> DefaultZone {
         DefaultZone::Local(TimeZone::posix("CET-01CEST-02,M3.5.0,M10.5.0").unwrap())
+    }
+
+    #[test]
+    fn built_in_templates_compile_when_first_tried_and_datepatterns_at_load() {
+        for y in [1990, 2026, 2099] {
+            for t in default_templates(&year_re(y)).unwrap() {
+                assert!(t.regex.get().is_none(), "{} compiled early", t.name);
+                t.compile().unwrap_or_else(|e| panic!("{}: {e}", t.name));
+            }
+        }
+        assert!(DateDetector::new(Some("^(%Y-%m-%d"), cet(), 2026).is_err());
+        let d = DateDetector::new(Some("%Y-%m-%d %H:%M:%S"), cet(), 2026).unwrap();
+        assert!(d.slots.iter().all(|s| s.t.regex.get().is_some()));
     }
 
     fn find(dp: Option<&str>, line: &str) -> Option<(String, Option<String>)> {

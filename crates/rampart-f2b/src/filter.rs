@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use aho_corasick::AhoCorasick;
 use rampart_core::Timestamp;
@@ -53,6 +53,14 @@ pub struct Rx {
     /// For backtracking patterns: a scan for the literals before running the matcher.
     gate: Option<AhoCorasick>,
     multiline: bool,
+    /// Every match sets `mlfforget` and `nofail` or `mlfgained` (non-empty), and there is
+    /// no `mlfid` group: with no live cache entry for the line's multi-line id, such a
+    /// match yields nothing and changes nothing (first-match mode, no ignoreregex).
+    forget_nofail: bool,
+    /// For a pattern anchored at the start of the text (not `re.MULTILINE`) that begins
+    /// with case-sensitive literals: those literals, which every matching text starts
+    /// with (a check cheaper than the gate's scan).
+    lead: Option<String>,
 }
 
 impl Rx {
@@ -92,6 +100,17 @@ impl Rx {
             }
         }
         skiplines.sort();
+        let parsed = crate::pyre::parse::parse(expanded, multiline).ok();
+        let lead = parsed.as_ref().and_then(|p| leading_literals(&p.node));
+        let forget_nofail = {
+            let mut always = Vec::new();
+            if let Some(p) = &parsed {
+                crate::pyre::parse::always_nonempty_groups(&p.node, &mut always);
+            }
+            let idx = |g: &str| named.iter().find(|(n, _)| &**n == g).map(|x| x.1);
+            let sure = |g: &str| idx(g).is_some_and(|i| always.contains(&i));
+            (sure("nofail") || sure("mlfgained")) && sure("mlfforget") && idx("mlfid").is_none()
+        };
         let literals = crate::prefilter::required_literals(expanded, multiline);
         let gate = if re.is_backtracking() {
             literals.as_ref().and_then(|(l, icase)| {
@@ -112,6 +131,8 @@ impl Rx {
             skiplines: skiplines.into_iter().map(|x| x.1).collect(),
             literals,
             multiline,
+            forget_nofail,
+            lead,
         })
     }
 
@@ -129,6 +150,17 @@ impl Rx {
     /// are to be matched case-insensitively.
     pub fn literals(&self) -> Option<(&[String], bool)> {
         self.literals.as_ref().map(|(l, i)| (l.as_slice(), *i))
+    }
+
+    /// The literal checks: `false` when `text` lacks what every match needs (the leading
+    /// literals of an anchored pattern, or all of the gate's literals).
+    fn gate_passes(&self, text: &str) -> bool {
+        if let Some(lead) = &self.lead {
+            if !text.starts_with(lead.as_str()) {
+                return false;
+            }
+        }
+        self.gate.as_ref().is_none_or(|g| g.is_match(text))
     }
 
     fn has_group(&self, name: &str) -> bool {
@@ -292,7 +324,7 @@ pub struct F2bFilter {
     prefilter: Option<AhoCorasick>,
     /// The linear failregexes in one set (one pass finds which can match) and, per
     /// failregex, its index in the set.
-    set: Option<regex::RegexSet>,
+    set: Option<LazySet>,
     set_index: Vec<Option<usize>>,
     /// The same patterns as `set`, when each is anchored at the start of the text: one
     /// leftmost-first search gives the first of them (in file order) that matches, which
@@ -369,6 +401,50 @@ pub const MLFID_CACHE_SIZE: usize = 100;
 /// Lifetime of a multi-line id cache entry, in seconds (fail2ban: 5 minutes).
 pub const MLFID_CACHE_SECS: i64 = 300;
 
+/// The multi-line id cache: (mlfid, expiry in Unix seconds, data), oldest first, at most
+/// one entry per id; bounded by MLFID_CACHE_SIZE. The data is shared with the last
+/// [`Failure`] of that id (copied on write). The key hashes are kept apart, in the same
+/// order, so a look-up scans 8 bytes an entry.
+#[derive(Debug, Clone, Default)]
+struct MlfidCache {
+    hashes: VecDeque<u64>,
+    entries: VecDeque<(String, i64, Arc<Fields>)>,
+}
+
+impl MlfidCache {
+    /// The index of the entry of `key` (hash `h`).
+    fn find(&self, h: u64, key: &str) -> Option<usize> {
+        let mut from = 0;
+        while let Some(i) = self.hashes.range(from..).position(|&x| x == h) {
+            if self.entries[from + i].0 == key {
+                return Some(from + i);
+            }
+            from += i + 1;
+        }
+        None
+    }
+    /// The index of the entry of `key` if it has not expired at `now`.
+    fn find_live(&self, h: u64, key: &str, now: i64) -> Option<usize> {
+        self.find(h, key).filter(|&i| self.entries[i].1 > now)
+    }
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+    fn remove(&mut self, i: usize) {
+        self.hashes.remove(i);
+        self.entries.remove(i);
+    }
+    fn pop_front(&mut self) -> Option<(String, i64, Arc<Fields>)> {
+        self.hashes.pop_front();
+        self.entries.pop_front()
+    }
+    fn push_back(&mut self, key: &str, h: u64, expiry: i64) {
+        self.hashes.push_back(h);
+        self.entries
+            .push_back((key.to_owned(), expiry, Arc::default()));
+    }
+}
+
 /// Per-source state of a filter: date detector, last date, line buffer, MLFID cache.
 #[derive(Debug, Clone)]
 pub struct State {
@@ -376,9 +452,8 @@ pub struct State {
     last_date: Option<Timestamp>,
     last_time_text: String,
     buffer: VecDeque<(String, String, String)>,
-    /// (mlfid, expiry in Unix seconds, data), oldest first; bounded by MLFID_CACHE_SIZE.
-    /// The data is shared with the last [`Failure`] of that id (copied on write).
-    mlfid: VecDeque<(String, i64, Arc<Fields>, u64)>,
+    /// The multi-line id cache.
+    mlfid: MlfidCache,
     check_all: bool,
     caps: Caps,
     record: Option<Vec<(String, bool, String)>>,
@@ -506,23 +581,25 @@ impl F2bFilter {
                 None => set_index.push(None),
             }
         }
-        let set = if pats.len() > 1 {
-            regex::RegexSetBuilder::new(&pats)
-                .size_limit(64 << 20)
-                .dfa_size_limit(32 << 20)
-                .build()
-                .ok()
-        } else {
-            None
-        };
-        if set.is_none() {
-            set_index.iter_mut().for_each(|x| *x = None);
-        }
-        let first = if set.is_some() && def.maxlines == 1 {
+        let first = if pats.len() > 1 && def.maxlines == 1 {
             first_match(&pats)
         } else {
             None
         };
+        let mut set = (pats.len() > 1).then(|| LazySet {
+            pats,
+            set: OnceLock::new(),
+        });
+        // Without the first-match search every candidate line asks the set, so it is
+        // built now (and, if it cannot be, the patterns run one by one); with it, the set
+        // answers only what the first match leaves open (check-all mode, vetoes), and is
+        // built on first use.
+        if first.is_none() && set.as_ref().is_some_and(|s| s.get().is_none()) {
+            set = None;
+        }
+        if set.is_none() {
+            set_index.iter_mut().for_each(|x| *x = None);
+        }
         let pref_fast = if def.maxlines == 1 {
             pref.as_ref().and_then(|p| PrefFast::new(p.pattern()))
         } else {
@@ -549,7 +626,7 @@ impl F2bFilter {
             last_date: None,
             last_time_text: String::new(),
             buffer: VecDeque::new(),
-            mlfid: VecDeque::new(),
+            mlfid: MlfidCache::default(),
             check_all: false,
             caps: Caps::default(),
             record: None,
@@ -740,8 +817,8 @@ impl F2bFilter {
             let any = match &self.first {
                 Some(fm) => h.first(fm, buf).is_some(),
                 None => {
-                    let m = set.matches(buf);
-                    let any = m.matched_any();
+                    let m = self.set_answer(set, buf);
+                    let any = m.any();
                     h.all = Some(m);
                     any
                 }
@@ -755,12 +832,30 @@ impl F2bFilter {
             if self.set.is_some() && self.set_index[i].is_some() {
                 return false;
             }
+            if !rx.gate_passes(buf) {
+                return false;
+            }
             match (&rx.gate, rx.re.linear()) {
-                (Some(g), _) => g.is_match(buf),
+                (Some(_), _) => true,
                 (None, Some(r)) => r.is_match(buf),
                 (None, None) => true,
             }
         })
+    }
+
+    /// Which set patterns match `buf`: from the set, or one by one if it did not build.
+    fn set_answer(&self, set: &LazySet, buf: &str) -> SetAnswer {
+        match set.get() {
+            Some(s) => SetAnswer::Set(s.matches(buf)),
+            None => SetAnswer::Each(
+                self.fail
+                    .iter()
+                    .zip(&self.set_index)
+                    .filter(|(_, k)| k.is_some())
+                    .map(|(rx, _)| rx.re.linear().is_some_and(|r| r.is_match(buf)))
+                    .collect(),
+            ),
+        }
     }
 
     /// The last date if it is less than a minute old (fail2ban reuses it for lines
@@ -918,6 +1013,8 @@ impl F2bFilter {
         let mut set_hits: Hits = known_hits
             .filter(|_| maxlines == 1 && (self.pref.is_none() || content_start.is_some()))
             .unwrap_or_default();
+        // Where the mlfid ends in the line, once found (prefregex fast path).
+        let mut mlfid_end: Option<usize> = None;
         for (idx, rx) in self.fail.iter().enumerate() {
             if !buf_valid {
                 let lines: Vec<_> = state.buffer.iter().cloned().collect();
@@ -927,13 +1024,25 @@ impl F2bFilter {
             }
             let mut known = false;
             if let (Some(set), Some(k)) = (&self.set, self.set_index[idx]) {
-                if !set_hits.matched(set, self.first.as_ref(), &buf, k) {
+                let all = || self.set_answer(set, &buf);
+                if !set_hits.matched(self.first.as_ref(), &buf, k, all) {
                     continue;
                 }
                 known = true;
-            } else if let Some(g) = &rx.gate {
-                if !g.is_match(&*buf) {
-                    continue;
+            } else if !rx.gate_passes(&buf) {
+                continue;
+            }
+            if known && rx.forget_nofail && single && !state.check_all && self.ignore.is_empty() {
+                // A nofail (or mlfgained) + mlfforget match without a live cache entry:
+                // merge_failure finds nothing to forget and the nofail line ends the
+                // search, so the captures are not needed (the general path gives the
+                // same empty answer).
+                if let (Some(line), Some(pf)) = (&pre_lazy, &self.pref_fast) {
+                    let end = pf.mlfid.find(line).map_or(0, |m| m.end());
+                    mlfid_end = Some(end);
+                    if !has_live_mlfid(state, &line[..end], now) {
+                        return out;
+                    }
                 }
             }
             let hit = if known {
@@ -979,7 +1088,7 @@ impl F2bFilter {
             }
             if let (Some(line), Some(pf), Some(p)) = (pre_lazy.take(), &self.pref_fast, &self.pref)
             {
-                let end = pf.mlfid.find(&line).map_or(0, |m| m.end());
+                let end = mlfid_end.unwrap_or_else(|| pf.mlfid.find(&line).map_or(0, |m| m.end()));
                 let v = Some(line[..end].to_owned());
                 match p.named.iter().find(|(n, _)| &**n == "mlfid") {
                     Some((k, _)) => pre.set_arc(k, v),
@@ -987,7 +1096,14 @@ impl F2bFilter {
                 }
             }
             if !pre.vals.is_empty() {
-                let mut merged = pre.clone();
+                // Past this point a first-match search ends with this failregex, so the
+                // prefregex groups are needed no more (check-all mode reuses them).
+                let mut merged = if state.check_all {
+                    pre.clone()
+                } else {
+                    std::mem::take(&mut pre)
+                };
+                merged.vals.reserve(fail.vals.len());
                 for (k, v) in fail.vals.drain(..) {
                     merged.set_arc(&k, v);
                 }
@@ -1041,6 +1157,27 @@ impl F2bFilter {
     }
 }
 
+/// The case-sensitive literals right after a leading `^` (not multi-line) or `\A`: every
+/// match starts at the start of the text with them. `None` when there are none.
+fn leading_literals(node: &crate::pyre::parse::Node) -> Option<String> {
+    use crate::pyre::parse::Node;
+    let Node::Concat(items) = node else {
+        return None;
+    };
+    let (first, rest) = items.split_first()?;
+    if !matches!(first, Node::Start { multiline: false } | Node::StartText) {
+        return None;
+    }
+    let lead: String = rest
+        .iter()
+        .map_while(|n| match n {
+            Node::Literal { c, icase: false } => Some(*c),
+            _ => None,
+        })
+        .collect();
+    (!lead.is_empty()).then_some(lead)
+}
+
 /// What is known of which linear failregexes match one buffer.
 #[derive(Debug, Clone, Default)]
 struct Hits {
@@ -1048,7 +1185,53 @@ struct Hits {
     /// (`Some(None)`: none does).
     first: Option<Option<usize>>,
     /// From the set: every pattern that matches.
-    all: Option<regex::SetMatches>,
+    all: Option<SetAnswer>,
+}
+
+/// The linear failregexes as one `RegexSet`, built on first use.
+#[derive(Debug, Clone)]
+struct LazySet {
+    pats: Vec<String>,
+    set: OnceLock<Option<regex::RegexSet>>,
+}
+
+impl LazySet {
+    /// The set, `None` when it does not build.
+    fn get(&self) -> Option<&regex::RegexSet> {
+        self.set
+            .get_or_init(|| {
+                regex::RegexSetBuilder::new(&self.pats)
+                    .size_limit(64 << 20)
+                    .dfa_size_limit(32 << 20)
+                    .build()
+                    .ok()
+            })
+            .as_ref()
+    }
+}
+
+/// Which set patterns match one buffer.
+#[derive(Debug, Clone)]
+enum SetAnswer {
+    /// From the set.
+    Set(regex::SetMatches),
+    /// From each pattern on its own (the set did not build).
+    Each(Vec<bool>),
+}
+
+impl SetAnswer {
+    fn any(&self) -> bool {
+        match self {
+            SetAnswer::Set(m) => m.matched_any(),
+            SetAnswer::Each(v) => v.iter().any(|&b| b),
+        }
+    }
+    fn matched(&self, k: usize) -> bool {
+        match self {
+            SetAnswer::Set(m) => m.matched(k),
+            SetAnswer::Each(v) => v.get(k).copied().unwrap_or(false),
+        }
+    }
 }
 
 impl Hits {
@@ -1065,10 +1248,10 @@ impl Hits {
     /// (`k` before it: no; `k` itself: yes), else from the set.
     fn matched(
         &mut self,
-        set: &regex::RegexSet,
         fm: Option<&regex_automata::meta::Regex>,
         buf: &str,
         k: usize,
+        all: impl FnOnce() -> SetAnswer,
     ) -> bool {
         if let (None, Some(fm)) = (&self.all, fm) {
             match self.first(fm, buf) {
@@ -1077,7 +1260,7 @@ impl Hits {
                 Some(_) => {}
             }
         }
-        self.all.get_or_insert_with(|| set.matches(buf)).matched(k)
+        self.all.get_or_insert_with(all).matched(k)
     }
 }
 
@@ -1207,10 +1390,7 @@ fn merge_failure(
 ) -> (Fields, bool) {
     let _ = date;
     let h = key_hash(mlfid);
-    let pos = state
-        .mlfid
-        .iter()
-        .position(|e| e.3 == h && e.0 == mlfid && e.1 > now);
+    let pos = state.mlfid.find_live(h, mlfid, now);
     let mut nf: u8 = 0;
     if fail.truthy("mlfgained") {
         nf |= 8 | 1;
@@ -1228,7 +1408,7 @@ fn merge_failure(
     let mut target: Fields;
     let aliased;
     if let Some(p) = pos {
-        let mut g = Arc::unwrap_or_clone(std::mem::take(&mut state.mlfid[p].2));
+        let mut g = Arc::unwrap_or_clone(std::mem::take(&mut state.mlfid.entries[p].2));
         users = update_users(&mut g, fail.get("user"));
         if g.pop("nofail").is_some_and(|v| !v.is_empty()) {
             nf |= 4;
@@ -1266,10 +1446,10 @@ fn merge_failure(
                 }
             }
         }
-        state.mlfid.retain(|e| !(e.3 == h && e.0 == mlfid));
-        state
-            .mlfid
-            .push_back((mlfid.to_owned(), now + MLFID_CACHE_SECS, Arc::default(), h));
+        if let Some(i) = state.mlfid.find(h, mlfid) {
+            state.mlfid.remove(i);
+        }
+        state.mlfid.push_back(mlfid, h, now + MLFID_CACHE_SECS);
         aliased = true;
     } else {
         users = fail.users.as_ref().map_or(0, BTreeSet::len);
@@ -1294,12 +1474,17 @@ fn merge_failure(
     (target, aliased)
 }
 
+/// Whether the multi-line id cache has an unexpired entry for `mlfid` (the entry
+/// [`merge_failure`] would merge into).
+fn has_live_mlfid(state: &State, mlfid: &str, now: i64) -> bool {
+    state.mlfid.find_live(key_hash(mlfid), mlfid, now).is_some()
+}
+
 /// Puts the final data of a failure into the cache entry of `mlfid` (which
 /// [`merge_failure`] found or made).
 fn store_mlfid(state: &mut State, mlfid: &str, fields: Arc<Fields>) {
-    let h = key_hash(mlfid);
-    if let Some(e) = state.mlfid.iter_mut().find(|e| e.3 == h && e.0 == mlfid) {
-        e.2 = fields;
+    if let Some(i) = state.mlfid.find(key_hash(mlfid), mlfid) {
+        state.mlfid.entries[i].2 = fields;
     }
 }
 
@@ -1388,6 +1573,186 @@ mod tests {
             .map(|x| x.0)
             .collect();
         assert_eq!(all, vec![2, 3]);
+    }
+
+    /// A prefregex in sshd's form (the fast split) with nofail + mlfforget failregexes.
+    fn mlfid_filter() -> F2bFilter {
+        let def = FilterDef {
+            name: "t".into(),
+            prefregex: Some(
+                r"^<F-MLFID>\S+ d\[\d+\]: </F-MLFID><F-CONTENT>.+</F-CONTENT>$".into(),
+            ),
+            failregex: [
+                r"^Failed for <F-USER>\S+</F-USER> from <HOST>$",
+                r"^<F-NOFAIL>Try</F-NOFAIL> for <F-USER>\S+</F-USER> from <HOST>$",
+                r"^<F-NOFAIL><F-MLFFORGET>(Closed|Gone)</F-MLFFORGET></F-NOFAIL> by (?:user <F-USER>\S+</F-USER> )?<HOST>$",
+                r"^<F-MLFFORGET><F-MLFGAINED>Accepted</F-MLFGAINED></F-MLFFORGET> for <F-USER>\S+</F-USER> from <HOST>$",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            maxlines: 1,
+            usedns: "warn".into(),
+            ..FilterDef::default()
+        };
+        let opts = LoadOptions {
+            zone: DefaultZone::Fixed(0),
+            current_year: 2026,
+        };
+        F2bFilter::from_def(def, opts).unwrap()
+    }
+
+    #[test]
+    fn forget_nofail_matches_skip_captures_with_the_same_results() {
+        let fast = mlfid_filter();
+        assert!(fast.pref_fast.is_some() && fast.first.is_some());
+        let kinds: Vec<bool> = fast.fail.iter().map(|r| r.forget_nofail).collect();
+        assert_eq!(kinds, vec![false, false, true, true]);
+        let mut slow = fast.clone();
+        slow.fail.iter_mut().for_each(|r| r.forget_nofail = false);
+        let lines = [
+            // No entry: the fast path answers (nothing).
+            "h d[1]: Closed by 192.0.2.1",
+            // An entry made by a nofail line, then forgotten (the entry must go).
+            "h d[2]: Try for alice from 192.0.2.2",
+            "h d[2]: Gone by 192.0.2.2",
+            "h d[2]: Failed for alice from 192.0.2.2",
+            // Two users on one id: the closing line becomes a failure.
+            "h d[3]: Try for bob from 198.51.100.3",
+            "h d[3]: Try for carol from 198.51.100.3",
+            "h d[3]: Closed by user dave 198.51.100.3",
+            "h d[3]: Closed by 198.51.100.3",
+            // A failure, forgotten, then a fresh failure on the same id.
+            "h d[4]: Failed for erin from 203.0.113.4",
+            "h d[4]: Closed by 203.0.113.4",
+            "h d[4]: Failed for erin from 203.0.113.4",
+            "h d[5]: Accepted for frank from 203.0.113.5",
+            "h d[5]: Gone by 203.0.113.5",
+            // Accepted with a live entry of another user: a failure.
+            "h d[6]: Try for gina from 192.0.2.6",
+            "h d[6]: Accepted for hank from 192.0.2.6",
+            "h d[6]: Accepted for hank from 192.0.2.6",
+        ];
+        let show = |v: Vec<Failure>| -> Vec<String> {
+            v.iter()
+                .map(|x| {
+                    format!(
+                        "{} {:?} {:?} {} {}",
+                        x.pattern, x.id, x.user, x.attempts, x.nofail
+                    )
+                })
+                .collect()
+        };
+        let (mut a, mut b) = (fast.new_state(), slow.new_state());
+        let mut failures = 0;
+        for (n, l) in lines.iter().enumerate() {
+            let now = 1_790_000_000 + n as i64;
+            let x = show(fast.process_line_all(&mut a, l.as_bytes(), now));
+            let y = show(slow.process_line_all(&mut b, l.as_bytes(), now));
+            assert_eq!(x, y, "line {n}: {l}");
+            failures += x.len();
+            let ids = |s: &State| {
+                s.mlfid
+                    .entries
+                    .iter()
+                    .map(|e| e.0.clone())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(ids(&a), ids(&b), "cache after line {n}");
+        }
+        assert!(failures >= 4, "{failures}");
+    }
+
+    #[test]
+    fn leading_literals_never_reject_a_text_the_regex_matches() {
+        let cases: [(&str, bool, Option<&str>); 5] = [
+            (r"^Fail(?=ed) (?P<h>\S+) from (?P=h)$", false, Some("Fail")),
+            (r"^(?i)Fail(?=ed) (?P<h>\S+)", false, None),
+            (r"^Fail(?=ed) (?P<h>\S+)", true, None),
+            (r"\AFa(?:il)(?=ed) (?P<h>\S+)", false, Some("Fa")),
+            (r"x^Fail(?=ed)", false, None),
+        ];
+        let texts = [
+            "Failed 192.0.2.1 from 192.0.2.1",
+            "FAILED 192.0.2.1 from 192.0.2.1",
+            "x Failed 192.0.2.1 from 192.0.2.1",
+            "Failed 192.0.2.1 from 192.0.2.2",
+            "Fa",
+            "",
+        ];
+        for (p, multiline, lead) in cases {
+            let rx = Rx::new(p, multiline).unwrap();
+            assert!(rx.is_backtracking(), "{p}");
+            assert_eq!(rx.lead.as_deref(), lead, "{p}");
+            for t in texts {
+                let mut c = Caps::default();
+                let m = rx.re.search(t, &mut c) == Search::Match;
+                assert!(
+                    rx.gate_passes(t) || !m,
+                    "{p} rejected {t:?}, which it matches"
+                );
+            }
+        }
+        // The leading literals reject a text the literal gate alone lets through.
+        let rx = Rx::new(cases[0].0, false).unwrap();
+        let (inner, start) = (texts[2], &texts[2][2..]);
+        assert!(rx.gate.as_ref().unwrap().is_match(inner));
+        assert!(!rx.gate_passes(inner));
+        assert!(rx.gate_passes(start));
+    }
+
+    #[test]
+    fn mlfid_cache_tells_keys_with_the_same_hash_apart() {
+        let mut c = MlfidCache::default();
+        c.push_back("a", 7, 100);
+        c.push_back("b", 7, 50);
+        c.push_back("c", 8, 100);
+        assert_eq!(c.find(7, "a"), Some(0));
+        assert_eq!(c.find(7, "b"), Some(1));
+        assert_eq!(c.find(7, "c"), None);
+        assert_eq!(c.find(8, "c"), Some(2));
+        assert_eq!(c.find_live(7, "b", 60), None);
+        assert_eq!(c.find_live(7, "b", 40), Some(1));
+        c.remove(0);
+        assert_eq!(c.find(7, "b"), Some(0));
+        assert_eq!(c.pop_front().map(|e| e.0), Some("b".to_owned()));
+        assert_eq!((c.len(), c.find(8, "c")), (1, Some(0)));
+        assert_eq!(c.hashes.len(), c.entries.len());
+    }
+
+    #[test]
+    fn the_set_is_built_on_first_use_and_its_fallback_agrees() {
+        let f = filter(&[
+            r"^foo <HOST>$",
+            r"^foo <HOST>",
+            r"^bar (?:x|xy) <HOST>",
+            r"^bar xy? <HOST> z$",
+        ]);
+        let built = |f: &F2bFilter| f.set.as_ref().is_some_and(|s| s.set.get().is_some());
+        let mut st = f.new_state();
+        assert_eq!(patterns(&f, &mut st, "foo 192.0.2.1").len(), 1);
+        assert!(!built(&f), "first-match mode does not need the set");
+        // The same answers from the set and from the patterns one by one.
+        let mut each = f.clone();
+        if let Some(s) = each.set.as_mut() {
+            s.set = OnceLock::from(None);
+        }
+        let (mut a, mut b) = (f.new_state(), each.new_state());
+        a.set_check_all(true);
+        b.set_check_all(true);
+        for l in [
+            "foo 192.0.2.1",
+            "foo 192.0.2.1 x",
+            "bar xy 198.51.100.7 z",
+            "bar x 203.0.113.9 z",
+            "baz 192.0.2.3",
+        ] {
+            let x: Vec<usize> = patterns(&f, &mut a, l).iter().map(|x| x.0).collect();
+            let y: Vec<usize> = patterns(&each, &mut b, l).iter().map(|x| x.0).collect();
+            assert_eq!(x, y, "{l}");
+        }
+        assert!(built(&f), "check-all mode asked the set");
+        assert!(each.set.as_ref().is_some_and(|s| s.get().is_none()));
     }
 
     #[test]

@@ -9,12 +9,40 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use rampart_f2b::{DefaultZone, F2bFilter, LoadOptions};
+use rampart_f2b::{DefaultZone, F2bFilter, FailId, LoadOptions};
 use rampart_source::{LineReader, DEFAULT_MAX_LINE};
 
 use crate::cli::{FilterTestArgs, Show};
 use crate::cpu::{Elapsed, Stopwatch};
 use crate::filter_cmd::open_log;
+
+/// A failure id as tallied: two ids are the same key exactly when they print the same
+/// (an address never prints like a host name or raw id, which are kept only when they do
+/// not parse as an address), without formatting every address on the way.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum IdKey {
+    Ip(std::net::IpAddr),
+    Text(String),
+}
+
+impl IdKey {
+    fn of(id: Option<&FailId>) -> Self {
+        match id {
+            Some(FailId::Ip(ip)) => IdKey::Ip(*ip),
+            Some(FailId::Host(s) | FailId::Raw(s)) => IdKey::Text(s.clone()),
+            None => IdKey::Text(String::new()),
+        }
+    }
+}
+
+impl std::fmt::Display for IdKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IdKey::Ip(ip) => write!(f, "{ip}"),
+            IdKey::Text(s) => f.write_str(s),
+        }
+    }
+}
 
 /// Distinct failure ids tallied; beyond this, failures from new ids are only counted.
 const MAX_TALLIED: usize = 1_000_000;
@@ -62,7 +90,7 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let npat = filter.failregexes().len();
     let mut per_pattern = vec![0u64; npat];
-    let mut ids: HashMap<String, u64> = HashMap::new();
+    let mut ids: HashMap<IdKey, u64> = HashMap::new();
     let mut untallied = 0u64;
     let mut matched = 0u64;
     let mut non_ip = 0u64;
@@ -82,7 +110,7 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
             any = true;
             matched += 1;
             per_pattern[f.pattern] += 1;
-            let id = f.id.as_ref().map(|i| i.to_string()).unwrap_or_default();
+            let id = IdKey::of(f.id.as_ref());
             if f.addr().is_none() {
                 non_ip += 1;
             }
@@ -101,7 +129,11 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
                 first = false;
                 out.write_all(b"{\"line\":")?;
                 write!(out, "{n},\"addr\":")?;
-                serde_json::to_writer(&mut out, &id)?;
+                match &id {
+                    // An address needs no escaping.
+                    IdKey::Ip(ip) => write!(out, "\"{ip}\"")?,
+                    IdKey::Text(s) => serde_json::to_writer(&mut out, s)?,
+                }
                 out.write_all(b",\"time\":")?;
                 match f.time {
                     Some(t) => write!(out, "\"{t}\"")?,
@@ -129,7 +161,7 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
     let time = clock.elapsed();
     let (cpu, wall) = (time.cpu, time.wall);
     let lst = reader.stats().clone();
-    let mut top: Vec<(String, u64)> = ids.into_iter().collect();
+    let mut top: Vec<(String, u64)> = ids.into_iter().map(|(k, c)| (k.to_string(), c)).collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let per_line = |secs: f64| Elapsed::rate(n, secs);
     let backtracking: Vec<String> = filter
@@ -277,5 +309,28 @@ mod tests {
         assert!(matches!(zone("+01:30").unwrap(), DefaultZone::Fixed(90)));
         assert!(matches!(zone("-05:00").unwrap(), DefaultZone::Fixed(-300)));
         assert!(zone("Nowhere/Else").is_err());
+    }
+
+    #[test]
+    fn id_keys_are_equal_exactly_when_the_ids_print_the_same() {
+        let ids = [
+            FailId::Ip("192.0.2.1".parse().unwrap()),
+            FailId::Ip("2001:db8::1".parse().unwrap()),
+            FailId::Host("host.example".into()),
+            FailId::Raw("host.example".into()),
+            FailId::Raw("192.030.0.6".into()),
+            FailId::Raw("('a', 'b')".into()),
+        ];
+        for a in &ids {
+            assert_eq!(IdKey::of(Some(a)).to_string(), a.to_string());
+            for b in &ids {
+                assert_eq!(
+                    IdKey::of(Some(a)) == IdKey::of(Some(b)),
+                    a.to_string() == b.to_string(),
+                    "{a:?} {b:?}"
+                );
+            }
+        }
+        assert_eq!(IdKey::of(None).to_string(), "");
     }
 }

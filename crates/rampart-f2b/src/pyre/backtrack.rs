@@ -536,19 +536,28 @@ impl Prog {
         slots: &mut Vec<Option<usize>>,
     ) -> Result<bool, StepLimit> {
         let text = &text[..end];
-        let mut stack = SCRATCH.with(|c| std::mem::take(&mut *c.borrow_mut()));
+        let (mut stack, mut mslots, mut regs) =
+            SCRATCH.with(|c| std::mem::take(&mut *c.borrow_mut()));
         stack.clear();
+        mslots.clear();
+        mslots.resize(self.slots, None);
+        regs.clear();
+        regs.resize(self.regs, 0);
         let mut m = Machine {
             prog: self,
             text,
             steps: 0,
-            slots: vec![None; self.slots],
-            regs: vec![0; self.regs],
+            slots: mslots,
+            regs,
             stack,
         };
         let r = self.search_with(&mut m, start, slots);
-        let stack = std::mem::take(&mut m.stack);
-        SCRATCH.with(|c| *c.borrow_mut() = stack);
+        let scratch = (
+            std::mem::take(&mut m.stack),
+            std::mem::take(&mut m.slots),
+            std::mem::take(&mut m.regs),
+        );
+        SCRATCH.with(|c| *c.borrow_mut() = scratch);
         r
     }
 
@@ -700,9 +709,14 @@ enum Mode {
     Undo,
 }
 
+/// A search's reusable buffers: stack, slots, registers.
+type Scratch = (Vec<Frame>, Vec<Option<usize>>, Vec<usize>);
+
 thread_local! {
-    /// The backtracking stack, reused between searches on this thread.
-    static SCRATCH: std::cell::RefCell<Vec<Frame>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The backtracking stack, slots and registers, reused between searches on this thread
+    /// (each search clears and sizes them first).
+    static SCRATCH: std::cell::RefCell<Scratch> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 enum Frame {

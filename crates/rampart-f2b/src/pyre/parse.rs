@@ -779,6 +779,38 @@ pub fn fixed_width(node: &Node) -> Option<usize> {
     }
 }
 
+/// The fewest characters a match of `node` consumes (0 where unsure: back-references,
+/// conditionals).
+pub fn min_width(node: &Node) -> usize {
+    match node {
+        Node::Literal { .. } | Node::Class(_) | Node::Any { .. } => 1,
+        Node::Group { node, .. } => min_width(node),
+        Node::Concat(v) => v.iter().map(min_width).sum(),
+        Node::Alt(v) => v.iter().map(min_width).min().unwrap_or(0),
+        Node::Repeat { node, min, .. } => min_width(node).saturating_mul(*min as usize),
+        _ => 0,
+    }
+}
+
+/// The capture groups that take part in every match of `node` with a non-empty text:
+/// groups reached through sequences, groups and repeats only (never through an
+/// alternative, a conditional or a look-around), whose body cannot match empty.
+pub fn always_nonempty_groups(node: &Node, out: &mut Vec<usize>) {
+    match node {
+        Node::Group { index, node } => {
+            if let Some(i) = index {
+                if min_width(node) > 0 {
+                    out.push(*i);
+                }
+            }
+            always_nonempty_groups(node, out);
+        }
+        Node::Concat(v) => v.iter().for_each(|x| always_nonempty_groups(x, out)),
+        Node::Repeat { node, min, .. } if *min >= 1 => always_nonempty_groups(node, out),
+        _ => {}
+    }
+}
+
 /// Whether the tree needs a backtracking engine (look-around, back-references or
 /// conditionals that have no linear-time equivalent).
 pub fn needs_backtracking(node: &Node) -> bool {
