@@ -725,7 +725,11 @@ impl Filter {
             mask &= mask - 1;
             if let Some(part) = d.parts[index].extract_at(&mut scratch.part_caches[index], msg, end)
             {
-                let spans = [0, 1, 2].map(|k| part[k].or(head[k]));
+                let spans = [
+                    part[0].or(head[0]),
+                    part[1].or(head[1]),
+                    part[2].or(head[2]),
+                ];
                 return Some(self.verdict(index, spans, msg));
             }
         }

@@ -415,7 +415,11 @@ impl Extractor {
         }
         for s in split.tail_starts(msg, from) {
             if let Some((_, tail)) = split.tail.run(tc, msg, s) {
-                let mut spans: Spans = [head[0].or(tail[0]), head[1].or(tail[1]), head[2].or(tail[2])];
+                let mut spans: Spans = [
+                    head[0].or(tail[0]),
+                    head[1].or(tail[1]),
+                    head[2].or(tail[2]),
+                ];
                 if let Some(k) = split.gap_group {
                     spans[k] = Some((a, s));
                 }
