@@ -640,39 +640,22 @@ fn exec<const SAVED: usize>(ops: &[Op], hay: &[u8], at: usize, slots: &mut Slots
                 pc += 1;
                 true
             }
-            Op::Loop { .. } => {
-                frames[depth] = Frame {
-                    at: p,
-                    n: 0,
-                    op: op_index(pc),
+            // Entering a loop, or one more repetition of it: then the next one, or out.
+            Op::Loop { .. } | Op::Again(_) => {
+                let l = if let &Op::Again(l) = &ops[pc] {
+                    frames[depth - 1].n = frames[depth - 1].n.saturating_add(1);
+                    l
+                } else {
+                    frames[depth] = Frame {
+                        at: p,
+                        n: 0,
+                        op: op_index(pc),
+                    };
+                    depth += 1;
+                    pc
                 };
-                depth += 1;
-                let l = pc;
-                repeat(
-                    ops,
-                    l,
-                    &mut frames,
-                    &mut saved,
-                    &mut depth,
-                    hay,
-                    p,
-                    slots,
-                    &mut pc,
-                )
-            }
-            &Op::Again(l) => {
-                frames[depth - 1].n = frames[depth - 1].n.saturating_add(1);
-                repeat(
-                    ops,
-                    l,
-                    &mut frames,
-                    &mut saved,
-                    &mut depth,
-                    hay,
-                    p,
-                    slots,
-                    &mut pc,
-                )
+                let (f, s) = (&mut frames, &mut saved);
+                repeat(ops, l, f, s, &mut depth, hay, p, slots, &mut pc)
             }
             Op::End => {
                 pc += 1;
