@@ -1202,6 +1202,35 @@ mod tests {
         assert!(matches!(suffix.rest, Some(Rest::Suffix(_))));
     }
 
+    /// Parts nested up to the frame stack's depth get a plan that matches like the regex;
+    /// one level deeper, none (the pattern then runs on the regex crate's engines).
+    #[test]
+    fn nesting_is_bounded_by_the_frame_stack() {
+        let nested = |depth: usize| {
+            let letters: Vec<char> = ('a'..='z').take(depth).collect();
+            // Two bytes a level, so that no level is a one-byte class run.
+            let open: String = letters.iter().map(|c| format!("(?:{c}{c}")).collect();
+            format!("^(?P<user>{open}{})$", ")?".repeat(depth))
+        };
+        let p = nested(MAX_FRAMES);
+        let plan = Plan::new(&hir(&p)).expect("a plan at the maximum depth");
+        for h in [
+            "aabbccddeeffgghh",
+            "aabbc",
+            "",
+            "aabx",
+            "aabbccddeeffgghhii",
+            "a",
+        ] {
+            assert_eq!(
+                plan.run(h.as_bytes(), 0),
+                regex_match(&p, h.as_bytes()),
+                "{h}"
+            );
+        }
+        assert!(Plan::new(&hir(&nested(MAX_FRAMES + 1))).is_none());
+    }
+
     #[test]
     fn groups_and_ends_match_the_regex() {
         let plan = Plan::new(&hir(
