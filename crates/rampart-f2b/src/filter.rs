@@ -404,22 +404,56 @@ pub const MLFID_CACHE_SECS: i64 = 300;
 /// The multi-line id cache: (mlfid, expiry in Unix seconds, data), oldest first, at most
 /// one entry per id; bounded by MLFID_CACHE_SIZE. The data is shared with the last
 /// [`Failure`] of that id (copied on write). The key hashes are kept apart, in the same
-/// order, so a look-up scans 8 bytes an entry.
+/// order, so a look-up scans 8 bytes an entry; before that, a count of the entries per
+/// hash bucket answers most look-ups of an id that is not there (the usual case) at once.
 #[derive(Debug, Clone, Default)]
 struct MlfidCache {
     hashes: VecDeque<u64>,
     entries: VecDeque<(String, i64, Arc<Fields>)>,
+    /// Entries per bucket ([`MlfidCache::bucket`]): `MLFID_BUCKETS` counters once the
+    /// first entry arrives (at most MLFID_CACHE_SIZE entries, so a `u8` never overflows).
+    counts: Vec<u8>,
 }
 
+/// Buckets of the multi-line id cache's counters (ten times its size: few collisions).
+const MLFID_BUCKETS: usize = 1024;
+// A bucket never counts more entries than the cache holds, so its `u8` cannot overflow.
+const _: () = assert!(MLFID_CACHE_SIZE < u8::MAX as usize);
+
 impl MlfidCache {
+    /// The counter of hash `h` (its top bits: FNV-1a mixes every byte into them).
+    fn bucket(h: u64) -> usize {
+        (h >> 54) as usize % MLFID_BUCKETS
+    }
+    /// Counts an entry of hash `h` in (`add`) or out.
+    fn count(&mut self, h: u64, add: bool) {
+        if self.counts.is_empty() {
+            self.counts.resize(MLFID_BUCKETS, 0);
+        }
+        let c = &mut self.counts[Self::bucket(h)];
+        *c = if add {
+            c.saturating_add(1)
+        } else {
+            c.saturating_sub(1)
+        };
+    }
     /// The index of the entry of `key` (hash `h`).
     fn find(&self, h: u64, key: &str) -> Option<usize> {
-        let mut from = 0;
-        while let Some(i) = self.hashes.range(from..).position(|&x| x == h) {
-            if self.entries[from + i].0 == key {
-                return Some(from + i);
+        if self.counts.get(Self::bucket(h)).is_none_or(|&c| c == 0) {
+            return None;
+        }
+        let (a, b) = self.hashes.as_slices();
+        let mut base = 0;
+        for part in [a, b] {
+            let mut from = 0;
+            while let Some(i) = first_eq(&part[from..], h) {
+                let at = base + from + i;
+                if self.entries[at].0 == key {
+                    return Some(at);
+                }
+                from += i + 1;
             }
-            from += i + 1;
+            base += part.len();
         }
         None
     }
@@ -431,14 +465,19 @@ impl MlfidCache {
         self.entries.len()
     }
     fn remove(&mut self, i: usize) {
-        self.hashes.remove(i);
+        if let Some(h) = self.hashes.remove(i) {
+            self.count(h, false);
+        }
         self.entries.remove(i);
     }
     fn pop_front(&mut self) -> Option<(String, i64, Arc<Fields>)> {
-        self.hashes.pop_front();
+        if let Some(h) = self.hashes.pop_front() {
+            self.count(h, false);
+        }
         self.entries.pop_front()
     }
     fn push_back(&mut self, key: &str, h: u64, expiry: i64) {
+        self.count(h, true);
         self.hashes.push_back(h);
         self.entries
             .push_back((key.to_owned(), expiry, Arc::default()));
@@ -1488,6 +1527,20 @@ fn store_mlfid(state: &mut State, mlfid: &str, fields: Arc<Fields>) {
     }
 }
 
+/// The index of the first `h` in `s`: eight at a time with a branch-free compare (which
+/// the compiler turns into vector instructions), then the position inside the block.
+fn first_eq(s: &[u64], h: u64) -> Option<usize> {
+    let blocks = s.chunks_exact(8);
+    let rest = blocks.remainder();
+    let whole = s.len() - rest.len();
+    for (k, c) in blocks.enumerate() {
+        if c.iter().fold(false, |m, &x| m | (x == h)) {
+            return c.iter().position(|&x| x == h).map(|i| 8 * k + i);
+        }
+    }
+    rest.iter().position(|&x| x == h).map(|i| whole + i)
+}
+
 /// A hash of an MLFID, compared before the string in cache look-ups.
 /// (FNV-1a: the cache is small and local, so a cheap hash is enough.)
 fn key_hash(s: &str) -> u64 {
@@ -1718,6 +1771,65 @@ mod tests {
         assert_eq!(c.pop_front().map(|e| e.0), Some("b".to_owned()));
         assert_eq!((c.len(), c.find(8, "c")), (1, Some(0)));
         assert_eq!(c.hashes.len(), c.entries.len());
+    }
+
+    #[test]
+    fn mlfid_cache_find_agrees_with_a_plain_scan() {
+        // The bucket counters and the blockwise hash scan against a scan of every entry,
+        // over a cache that fills, wraps around (both halves of the deque), and loses
+        // entries from the front and the middle. Hashes: real ones, plus colliding ones
+        // (same hash, other keys; same bucket, other hashes).
+        let plain = |c: &MlfidCache, h: u64, k: &str| {
+            c.hashes
+                .iter()
+                .zip(&c.entries)
+                .position(|(&x, e)| x == h && e.0 == k)
+        };
+        let mut c = MlfidCache::default();
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let key = |n: u64| format!("host sshd[{}]: ", n % 300);
+        let hash = |n: u64, k: &str| match n % 5 {
+            0 => 42,                        // one hash for many keys
+            1 => ((n % 3) << 54) | (n % 7), // same bucket, other hashes
+            _ => key_hash(k),
+        };
+        for step in 0..20_000u64 {
+            let r = next();
+            let k = key(r >> 8);
+            let h = hash(r >> 20, &k);
+            assert_eq!(c.find(h, &k), plain(&c, h, &k), "step {step}");
+            match r % 4 {
+                0 | 1 => {
+                    if plain(&c, h, &k).is_none() {
+                        if c.len() >= MLFID_CACHE_SIZE {
+                            c.pop_front();
+                        }
+                        c.push_back(&k, h, 0);
+                    }
+                }
+                2 if c.len() > 0 => c.remove((r >> 32) as usize % c.len()),
+                _ => {
+                    c.pop_front();
+                }
+            }
+            assert!(c.len() <= MLFID_CACHE_SIZE);
+            assert_eq!(
+                c.counts.iter().map(|&n| usize::from(n)).sum::<usize>(),
+                c.len(),
+                "step {step}"
+            );
+        }
+        // Every entry left is found where it is.
+        for i in 0..c.len() {
+            let (h, k) = (c.hashes[i], c.entries[i].0.clone());
+            assert_eq!(c.find(h, &k), plain(&c, h, &k));
+        }
     }
 
     #[test]
