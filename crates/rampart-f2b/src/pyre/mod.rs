@@ -41,7 +41,7 @@ struct Capturers {
     /// pattern whose loops all consume text and that has no look-around (where the two
     /// engines' semantics are the same by construction: both give the leftmost-first,
     /// backtracking-order match); `None` otherwise.
-    prog: Option<Prog>,
+    prog: Option<Box<Prog>>,
 }
 
 impl Capturers {
@@ -70,6 +70,7 @@ impl Capturers {
                 .ok()
                 .filter(|p| same_semantics(&p.node))
                 .and_then(|p| Prog::compile(&p.node, p.groups).ok())
+                .map(Box::new)
         } else {
             None
         };
@@ -478,9 +479,8 @@ mod tests {
             format!(
                 r"^<F-NOFAIL>pam: (?:auth|acct) error;</F-NOFAIL>(?:\s+(?:uid|tty)=\S*){{0,2}}\s+rhost=<HOST>(?:\s+user=<F-USER>\S*</F-USER>)?{tail}"
             ),
-            format!(
-                r"^Closed <F-MLFFORGET>(?:by|for)</F-MLFFORGET>(?: (?:bad|unknown) user <F-USER>\S+</F-USER>)? <HOST>( on \S+)?\s*$"
-            ),
+            r"^Closed <F-MLFFORGET>(?:by|for)</F-MLFFORGET>(?: (?:bad|unknown) user <F-USER>\S+</F-USER>)? <HOST>( on \S+)?\s*$"
+                .to_owned(),
             r"^(a|ab)(c|bcd)(d*)$".to_owned(),
             r"^(?i)Drop(?:ped)? (\w+)=(\d+|x)+ ([^ ]+)? ?$".to_owned(),
         ];
