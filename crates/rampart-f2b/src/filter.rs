@@ -339,10 +339,11 @@ pub struct F2bFilter {
 /// leftmost-first match ends of `^PQ` and `^P`, found with a DFA. When `^PQ` leaves at least
 /// one character, `.+$` takes the rest, so these ends are exactly where the content starts
 /// and the mlfid ends (both optional parts can match empty), without running captures.
+/// Both begin with `^`, so one anchored forward pass finds each end (no start to find).
 #[derive(Debug, Clone)]
 struct PrefFast {
-    content: regex::Regex,
-    mlfid: regex::Regex,
+    content: regex_automata::meta::Regex,
+    mlfid: regex_automata::meta::Regex,
 }
 
 impl PrefFast {
@@ -384,12 +385,30 @@ impl PrefFast {
             for x in nodes {
                 crate::pyre::emit::emit(x, &mut out);
             }
-            regex::Regex::new(&out).ok()
+            regex_automata::meta::Regex::new(&out).ok()
         };
         Some(PrefFast {
             content: emit(prefix)?,
             mlfid: emit(&items[..2])?,
         })
+    }
+
+    /// Where the leftmost-first match of `re` (anchored at the start) ends in `text`: the
+    /// end `regex::Regex::find` reports, from the forward pass alone.
+    fn end(re: &regex_automata::meta::Regex, text: &str) -> Option<usize> {
+        use regex_automata::{Anchored, Input};
+        re.search_half(&Input::new(text).anchored(Anchored::Yes))
+            .map(|h| h.offset())
+    }
+
+    /// Where the content starts in `line` (the end of `^PQ`).
+    fn content_end(&self, line: &str) -> Option<usize> {
+        Self::end(&self.content, line)
+    }
+
+    /// Where the mlfid ends in `line` (the end of `^P`).
+    fn mlfid_end(&self, line: &str) -> Option<usize> {
+        Self::end(&self.mlfid, line)
     }
 }
 
@@ -819,11 +838,11 @@ impl F2bFilter {
             if let Some(msg) = msg {
                 let body = match (&self.pref, &self.pref_fast) {
                     (None, _) => Some(msg),
-                    (Some(_), Some(pf)) => match pf.content.find(msg) {
+                    (Some(_), Some(pf)) => match pf.content_end(msg) {
                         None => return Vec::new(),
-                        Some(m) if m.end() < msg.len() => {
-                            content_start = Some(m.end());
-                            Some(&msg[m.end()..])
+                        Some(e) if e < msg.len() => {
+                            content_start = Some(e);
+                            Some(&msg[e..])
                         }
                         Some(_) => None,
                     },
@@ -1009,9 +1028,9 @@ impl F2bFilter {
         if let Some(p) = &self.pref {
             let fast = match (&self.pref_fast, maxlines) {
                 (Some(_), 1) if content_start.is_some() => content_start,
-                (Some(pf), 1) => match pf.content.find(&buf) {
+                (Some(pf), 1) => match pf.content_end(&buf) {
                     None => return out,
-                    Some(m) if m.end() < buf.len() => Some(m.end()),
+                    Some(e) if e < buf.len() => Some(e),
                     Some(_) => None,
                 },
                 _ => None,
@@ -1077,7 +1096,7 @@ impl F2bFilter {
                 // search, so the captures are not needed (the general path gives the
                 // same empty answer).
                 if let (Some(line), Some(pf)) = (&pre_lazy, &self.pref_fast) {
-                    let end = pf.mlfid.find(line).map_or(0, |m| m.end());
+                    let end = pf.mlfid_end(line).unwrap_or(0);
                     mlfid_end = Some(end);
                     if !has_live_mlfid(state, &line[..end], now) {
                         return out;
@@ -1127,7 +1146,7 @@ impl F2bFilter {
             }
             if let (Some(line), Some(pf), Some(p)) = (pre_lazy.take(), &self.pref_fast, &self.pref)
             {
-                let end = mlfid_end.unwrap_or_else(|| pf.mlfid.find(&line).map_or(0, |m| m.end()));
+                let end = mlfid_end.unwrap_or_else(|| pf.mlfid_end(&line).unwrap_or(0));
                 let v = Some(line[..end].to_owned());
                 match p.named.iter().find(|(n, _)| &**n == "mlfid") {
                     Some((k, _)) => pre.set_arc(k, v),
@@ -1830,6 +1849,51 @@ mod tests {
             let (h, k) = (c.hashes[i], c.entries[i].0.clone());
             assert_eq!(c.find(h, &k), plain(&c, h, &k));
         }
+    }
+
+    #[test]
+    fn prefregex_fast_ends_agree_with_the_captures() {
+        // The anchored forward pass's ends against the prefregex's own groups: the
+        // content starts where `^PQ` ends, the mlfid ends where `^P` ends.
+        let pref = tags::expand(
+            r"^<F-MLFID>\s*(?:\S+\s+)?(?:[\w.-]+(?:\[\d+\])?:?\s+)?</F-MLFID>(?:(?:warn|crit): (?:AUTH: )?)?<F-CONTENT>.+</F-CONTENT>$",
+            "warn",
+        );
+        let pf = PrefFast::new(&pref).expect("the fast path applies");
+        let re = PyRegex::new(&pref, false).unwrap();
+        let (content, mlfid) = (
+            re.group_index("content").unwrap(),
+            re.group_index("mlfid").unwrap(),
+        );
+        let mut tried = 0;
+        for line in [
+            "gate1 authd[42]: warn: AUTH: bad password for x",
+            "gate1 authd[42]: crit: user y locked",
+            "gate1 authd: message",
+            " host2  authd[7]:  spaced out",
+            "gate1 authd[42]: ",
+            "gate1 authd[42]: x",
+            "nospace",
+            "",
+            "h\u{e9}te d\u{e6}mon[1]: non-ASCII \u{fc}",
+        ] {
+            let mut caps = Caps::default();
+            let matched = re.search(line, &mut caps) == Search::Match;
+            match pf.content_end(line) {
+                // The fast path's answer (the caller takes it when content is left).
+                Some(e) if e < line.len() => {
+                    assert!(matched, "{line:?}");
+                    let (c, m) = (caps.get(content).unwrap(), caps.get(mlfid).unwrap());
+                    assert_eq!(e, c.0, "{line:?}");
+                    assert_eq!(pf.mlfid_end(line), Some(m.1), "{line:?}");
+                    tried += 1;
+                }
+                // Nothing left for `.+` (the caller runs the prefregex), or no match.
+                Some(_) => {}
+                None => assert!(!matched, "{line:?}"),
+            }
+        }
+        assert!(tried >= 6, "{tried}");
     }
 
     #[test]
