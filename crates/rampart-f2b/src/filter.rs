@@ -339,10 +339,11 @@ pub struct F2bFilter {
 /// leftmost-first match ends of `^PQ` and `^P`, found with a DFA. When `^PQ` leaves at least
 /// one character, `.+$` takes the rest, so these ends are exactly where the content starts
 /// and the mlfid ends (both optional parts can match empty), without running captures.
+/// Both begin with `^`, so one anchored forward pass finds each end (no start to find).
 #[derive(Debug, Clone)]
 struct PrefFast {
-    content: regex::Regex,
-    mlfid: regex::Regex,
+    content: regex_automata::meta::Regex,
+    mlfid: regex_automata::meta::Regex,
 }
 
 impl PrefFast {
@@ -384,12 +385,30 @@ impl PrefFast {
             for x in nodes {
                 crate::pyre::emit::emit(x, &mut out);
             }
-            regex::Regex::new(&out).ok()
+            regex_automata::meta::Regex::new(&out).ok()
         };
         Some(PrefFast {
             content: emit(prefix)?,
             mlfid: emit(&items[..2])?,
         })
+    }
+
+    /// Where the leftmost-first match of `re` (anchored at the start) ends in `text`: the
+    /// end `regex::Regex::find` reports, from the forward pass alone.
+    fn end(re: &regex_automata::meta::Regex, text: &str) -> Option<usize> {
+        use regex_automata::{Anchored, Input};
+        re.search_half(&Input::new(text).anchored(Anchored::Yes))
+            .map(|h| h.offset())
+    }
+
+    /// Where the content starts in `line` (the end of `^PQ`).
+    fn content_end(&self, line: &str) -> Option<usize> {
+        Self::end(&self.content, line)
+    }
+
+    /// Where the mlfid ends in `line` (the end of `^P`).
+    fn mlfid_end(&self, line: &str) -> Option<usize> {
+        Self::end(&self.mlfid, line)
     }
 }
 
@@ -404,22 +423,56 @@ pub const MLFID_CACHE_SECS: i64 = 300;
 /// The multi-line id cache: (mlfid, expiry in Unix seconds, data), oldest first, at most
 /// one entry per id; bounded by MLFID_CACHE_SIZE. The data is shared with the last
 /// [`Failure`] of that id (copied on write). The key hashes are kept apart, in the same
-/// order, so a look-up scans 8 bytes an entry.
+/// order, so a look-up scans 8 bytes an entry; before that, a count of the entries per
+/// hash bucket answers most look-ups of an id that is not there (the usual case) at once.
 #[derive(Debug, Clone, Default)]
 struct MlfidCache {
     hashes: VecDeque<u64>,
     entries: VecDeque<(String, i64, Arc<Fields>)>,
+    /// Entries per bucket ([`MlfidCache::bucket`]): `MLFID_BUCKETS` counters once the
+    /// first entry arrives (at most MLFID_CACHE_SIZE entries, so a `u8` never overflows).
+    counts: Vec<u8>,
 }
 
+/// Buckets of the multi-line id cache's counters (ten times its size: few collisions).
+const MLFID_BUCKETS: usize = 1024;
+// A bucket never counts more entries than the cache holds, so its `u8` cannot overflow.
+const _: () = assert!(MLFID_CACHE_SIZE < u8::MAX as usize);
+
 impl MlfidCache {
+    /// The counter of hash `h` (its top bits: FNV-1a mixes every byte into them).
+    fn bucket(h: u64) -> usize {
+        (h >> 54) as usize % MLFID_BUCKETS
+    }
+    /// Counts an entry of hash `h` in (`add`) or out.
+    fn count(&mut self, h: u64, add: bool) {
+        if self.counts.is_empty() {
+            self.counts.resize(MLFID_BUCKETS, 0);
+        }
+        let c = &mut self.counts[Self::bucket(h)];
+        *c = if add {
+            c.saturating_add(1)
+        } else {
+            c.saturating_sub(1)
+        };
+    }
     /// The index of the entry of `key` (hash `h`).
     fn find(&self, h: u64, key: &str) -> Option<usize> {
-        let mut from = 0;
-        while let Some(i) = self.hashes.range(from..).position(|&x| x == h) {
-            if self.entries[from + i].0 == key {
-                return Some(from + i);
+        if self.counts.get(Self::bucket(h)).is_none_or(|&c| c == 0) {
+            return None;
+        }
+        let (a, b) = self.hashes.as_slices();
+        let mut base = 0;
+        for part in [a, b] {
+            let mut from = 0;
+            while let Some(i) = first_eq(&part[from..], h) {
+                let at = base + from + i;
+                if self.entries[at].0 == key {
+                    return Some(at);
+                }
+                from += i + 1;
             }
-            from += i + 1;
+            base += part.len();
         }
         None
     }
@@ -431,14 +484,19 @@ impl MlfidCache {
         self.entries.len()
     }
     fn remove(&mut self, i: usize) {
-        self.hashes.remove(i);
+        if let Some(h) = self.hashes.remove(i) {
+            self.count(h, false);
+        }
         self.entries.remove(i);
     }
     fn pop_front(&mut self) -> Option<(String, i64, Arc<Fields>)> {
-        self.hashes.pop_front();
+        if let Some(h) = self.hashes.pop_front() {
+            self.count(h, false);
+        }
         self.entries.pop_front()
     }
     fn push_back(&mut self, key: &str, h: u64, expiry: i64) {
+        self.count(h, true);
         self.hashes.push_back(h);
         self.entries
             .push_back((key.to_owned(), expiry, Arc::default()));
@@ -780,11 +838,11 @@ impl F2bFilter {
             if let Some(msg) = msg {
                 let body = match (&self.pref, &self.pref_fast) {
                     (None, _) => Some(msg),
-                    (Some(_), Some(pf)) => match pf.content.find(msg) {
+                    (Some(_), Some(pf)) => match pf.content_end(msg) {
                         None => return Vec::new(),
-                        Some(m) if m.end() < msg.len() => {
-                            content_start = Some(m.end());
-                            Some(&msg[m.end()..])
+                        Some(e) if e < msg.len() => {
+                            content_start = Some(e);
+                            Some(&msg[e..])
                         }
                         Some(_) => None,
                     },
@@ -970,9 +1028,9 @@ impl F2bFilter {
         if let Some(p) = &self.pref {
             let fast = match (&self.pref_fast, maxlines) {
                 (Some(_), 1) if content_start.is_some() => content_start,
-                (Some(pf), 1) => match pf.content.find(&buf) {
+                (Some(pf), 1) => match pf.content_end(&buf) {
                     None => return out,
-                    Some(m) if m.end() < buf.len() => Some(m.end()),
+                    Some(e) if e < buf.len() => Some(e),
                     Some(_) => None,
                 },
                 _ => None,
@@ -1038,7 +1096,7 @@ impl F2bFilter {
                 // search, so the captures are not needed (the general path gives the
                 // same empty answer).
                 if let (Some(line), Some(pf)) = (&pre_lazy, &self.pref_fast) {
-                    let end = pf.mlfid.find(line).map_or(0, |m| m.end());
+                    let end = pf.mlfid_end(line).unwrap_or(0);
                     mlfid_end = Some(end);
                     if !has_live_mlfid(state, &line[..end], now) {
                         return out;
@@ -1088,7 +1146,7 @@ impl F2bFilter {
             }
             if let (Some(line), Some(pf), Some(p)) = (pre_lazy.take(), &self.pref_fast, &self.pref)
             {
-                let end = mlfid_end.unwrap_or_else(|| pf.mlfid.find(&line).map_or(0, |m| m.end()));
+                let end = mlfid_end.unwrap_or_else(|| pf.mlfid_end(&line).unwrap_or(0));
                 let v = Some(line[..end].to_owned());
                 match p.named.iter().find(|(n, _)| &**n == "mlfid") {
                     Some((k, _)) => pre.set_arc(k, v),
@@ -1488,6 +1546,20 @@ fn store_mlfid(state: &mut State, mlfid: &str, fields: Arc<Fields>) {
     }
 }
 
+/// The index of the first `h` in `s`: eight at a time with a branch-free compare (which
+/// the compiler turns into vector instructions), then the position inside the block.
+fn first_eq(s: &[u64], h: u64) -> Option<usize> {
+    let blocks = s.chunks_exact(8);
+    let rest = blocks.remainder();
+    let whole = s.len() - rest.len();
+    for (k, c) in blocks.enumerate() {
+        if c.iter().fold(false, |m, &x| m | (x == h)) {
+            return c.iter().position(|&x| x == h).map(|i| 8 * k + i);
+        }
+    }
+    rest.iter().position(|&x| x == h).map(|i| whole + i)
+}
+
 /// A hash of an MLFID, compared before the string in cache look-ups.
 /// (FNV-1a: the cache is small and local, so a cheap hash is enough.)
 fn key_hash(s: &str) -> u64 {
@@ -1718,6 +1790,110 @@ mod tests {
         assert_eq!(c.pop_front().map(|e| e.0), Some("b".to_owned()));
         assert_eq!((c.len(), c.find(8, "c")), (1, Some(0)));
         assert_eq!(c.hashes.len(), c.entries.len());
+    }
+
+    #[test]
+    fn mlfid_cache_find_agrees_with_a_plain_scan() {
+        // The bucket counters and the blockwise hash scan against a scan of every entry,
+        // over a cache that fills, wraps around (both halves of the deque), and loses
+        // entries from the front and the middle. Hashes: real ones, plus colliding ones
+        // (same hash, other keys; same bucket, other hashes).
+        let plain = |c: &MlfidCache, h: u64, k: &str| {
+            c.hashes
+                .iter()
+                .zip(&c.entries)
+                .position(|(&x, e)| x == h && e.0 == k)
+        };
+        let mut c = MlfidCache::default();
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let key = |n: u64| format!("host sshd[{}]: ", n % 300);
+        let hash = |n: u64, k: &str| match n % 5 {
+            0 => 42,                        // one hash for many keys
+            1 => ((n % 3) << 54) | (n % 7), // same bucket, other hashes
+            _ => key_hash(k),
+        };
+        for step in 0..20_000u64 {
+            let r = next();
+            let k = key(r >> 8);
+            let h = hash(r >> 20, &k);
+            assert_eq!(c.find(h, &k), plain(&c, h, &k), "step {step}");
+            match r % 4 {
+                0 | 1 => {
+                    if plain(&c, h, &k).is_none() {
+                        if c.len() >= MLFID_CACHE_SIZE {
+                            c.pop_front();
+                        }
+                        c.push_back(&k, h, 0);
+                    }
+                }
+                2 if c.len() > 0 => c.remove((r >> 32) as usize % c.len()),
+                _ => {
+                    c.pop_front();
+                }
+            }
+            assert!(c.len() <= MLFID_CACHE_SIZE);
+            assert_eq!(
+                c.counts.iter().map(|&n| usize::from(n)).sum::<usize>(),
+                c.len(),
+                "step {step}"
+            );
+        }
+        // Every entry left is found where it is.
+        for i in 0..c.len() {
+            let (h, k) = (c.hashes[i], c.entries[i].0.clone());
+            assert_eq!(c.find(h, &k), plain(&c, h, &k));
+        }
+    }
+
+    #[test]
+    fn prefregex_fast_ends_agree_with_the_captures() {
+        // The anchored forward pass's ends against the prefregex's own groups: the
+        // content starts where `^PQ` ends, the mlfid ends where `^P` ends.
+        let pref = tags::expand(
+            r"^<F-MLFID>\s*(?:\S+\s+)?(?:[\w.-]+(?:\[\d+\])?:?\s+)?</F-MLFID>(?:(?:warn|crit): (?:AUTH: )?)?<F-CONTENT>.+</F-CONTENT>$",
+            "warn",
+        );
+        let pf = PrefFast::new(&pref).expect("the fast path applies");
+        let re = PyRegex::new(&pref, false).unwrap();
+        let (content, mlfid) = (
+            re.group_index("content").unwrap(),
+            re.group_index("mlfid").unwrap(),
+        );
+        let mut tried = 0;
+        for line in [
+            "gate1 authd[42]: warn: AUTH: bad password for x",
+            "gate1 authd[42]: crit: user y locked",
+            "gate1 authd: message",
+            " host2  authd[7]:  spaced out",
+            "gate1 authd[42]: ",
+            "gate1 authd[42]: x",
+            "nospace",
+            "",
+            "h\u{e9}te d\u{e6}mon[1]: non-ASCII \u{fc}",
+        ] {
+            let mut caps = Caps::default();
+            let matched = re.search(line, &mut caps) == Search::Match;
+            match pf.content_end(line) {
+                // The fast path's answer (the caller takes it when content is left).
+                Some(e) if e < line.len() => {
+                    assert!(matched, "{line:?}");
+                    let (c, m) = (caps.get(content).unwrap(), caps.get(mlfid).unwrap());
+                    assert_eq!(e, c.0, "{line:?}");
+                    assert_eq!(pf.mlfid_end(line), Some(m.1), "{line:?}");
+                    tried += 1;
+                }
+                // Nothing left for `.+` (the caller runs the prefregex), or no match.
+                Some(_) => {}
+                None => assert!(!matched, "{line:?}"),
+            }
+        }
+        assert!(tried >= 6, "{tried}");
     }
 
     #[test]

@@ -35,10 +35,17 @@ struct Capturers {
     /// `\s`, `\b`, `.` and case folding (U+212A for `k` ...) is all outside ASCII, and
     /// the NFA is several times smaller (less to clear and walk per search).
     ascii: Option<BoundedBacktracker>,
+    /// Our backtracking matcher on the same parse tree, for ASCII texts: no visited set
+    /// to clear and a branch is skipped when it cannot take the next byte, so it finds
+    /// the groups of a known match with a fraction of the work. Only for an ASCII
+    /// pattern whose loops all consume text and that has no look-around (where the two
+    /// engines' semantics are the same by construction: both give the leftmost-first,
+    /// backtracking-order match); `None` otherwise.
+    prog: Option<Box<Prog>>,
 }
 
 impl Capturers {
-    fn new(pattern: &str) -> Self {
+    fn new(pattern: &str, source: &str, multiline: bool) -> Self {
         use regex_automata::nfa::thompson;
         let limit = Some(64 << 20);
         let unicode = BoundedBacktracker::builder()
@@ -58,7 +65,34 @@ impl Capturers {
         } else {
             None
         };
-        Capturers { unicode, ascii }
+        let prog = if source.is_ascii() {
+            parse::parse(source, multiline)
+                .ok()
+                .filter(|p| same_semantics(&p.node))
+                .and_then(|p| Prog::compile(&p.node, p.groups).ok())
+                .map(Box::new)
+        } else {
+            None
+        };
+        Capturers {
+            unicode,
+            ascii,
+            prog,
+        }
+    }
+}
+
+/// Whether our backtracker and the `regex` crate surely give the same match and groups
+/// for `node` on an ASCII text: no look-around, back-reference or conditional, and no
+/// loop whose body can match empty (where the engines' empty-iteration rules differ).
+fn same_semantics(node: &parse::Node) -> bool {
+    use parse::Node;
+    match node {
+        Node::Look { .. } | Node::Backref { .. } | Node::Cond { .. } => false,
+        Node::Repeat { node, .. } => parse::min_width(node) > 0 && same_semantics(node),
+        Node::Group { node, .. } => same_semantics(node),
+        Node::Concat(v) | Node::Alt(v) => v.iter().all(same_semantics),
+        _ => true,
     }
 }
 
@@ -69,6 +103,8 @@ pub struct PyRegex {
     groups: usize,
     names: HashMap<String, usize>,
     source: String,
+    /// `re.MULTILINE`.
+    multiline: bool,
 }
 
 /// Capture positions of one match: `slots[2*g]..slots[2*g+1]` for group `g`, plus the
@@ -123,6 +159,7 @@ impl PyRegex {
             groups: parsed.groups,
             names: parsed.names,
             source: pattern.to_owned(),
+            multiline,
         })
     }
 
@@ -201,10 +238,23 @@ impl PyRegex {
     /// without the DFA pass that would first look for the match. Same result as
     /// [`PyRegex::search`] in every case.
     pub fn search_matching(&self, text: &str, caps: &mut Caps) -> Search {
+        self.search_matching_with(text, caps, true)
+    }
+
+    /// [`PyRegex::search_matching`]; `ours`: our backtracker may find the groups (an
+    /// ASCII text, a pattern it agrees on); else regex-automata's bounded backtracker.
+    fn search_matching_with(&self, text: &str, caps: &mut Caps, ours: bool) -> Search {
         let Engine::Linear(re, bt) = &self.engine else {
             return self.search(text, caps);
         };
-        let bts = bt.get_or_init(|| Capturers::new(re.as_str()));
+        let bts = bt.get_or_init(|| Capturers::new(re.as_str(), &self.source, self.multiline));
+        if let (true, Some(p)) = (ours && text.is_ascii(), &bts.prog) {
+            // `slots` is written only on a match. No match (which the caller says cannot
+            // be) or the step limit: the bounded backtracker below decides.
+            if let Ok(true) = p.search(text, 0, text.len(), &mut caps.slots) {
+                return Search::Match;
+            }
+        }
         let bt = match (&bts.ascii, &bts.unicode) {
             (Some(a), _) if text.is_ascii() => a,
             (_, Some(u)) => u,
@@ -415,6 +465,72 @@ mod tests {
         assert_eq!(m[2].as_deref(), Some("12"));
         assert!(find(r"^a*(?!b)a", "aaab").is_some());
         assert!(find(r"^\S*(?<=z)$", "abc").is_none());
+    }
+
+    #[test]
+    fn our_backtracker_finds_the_same_groups_as_the_bounded_one() {
+        // Patterns in the shape of log failregexes (written here, with the <HOST> tag
+        // expanded) and texts each one matches: the groups our backtracker finds for a
+        // known match (the fast path) must be the bounded backtracker's, group by group.
+        let tail = r"(?: (?:port \d+|via \S+|\[\w+\])){0,3}\s*$";
+        let pats = [
+            format!(r"^[bB]ad (?:login|key) for <F-USER>.*?</F-USER> from <HOST>{tail}"),
+            format!(r"^Login <F-USER>\S+|.*?</F-USER> from <HOST> refused(?: by rule \d+)?{tail}"),
+            format!(
+                r"^<F-NOFAIL>pam: (?:auth|acct) error;</F-NOFAIL>(?:\s+(?:uid|tty)=\S*){{0,2}}\s+rhost=<HOST>(?:\s+user=<F-USER>\S*</F-USER>)?{tail}"
+            ),
+            r"^Closed <F-MLFFORGET>(?:by|for)</F-MLFFORGET>(?: (?:bad|unknown) user <F-USER>\S+</F-USER>)? <HOST>( on \S+)?\s*$"
+                .to_owned(),
+            r"^(a|ab)(c|bcd)(d*)$".to_owned(),
+            r"^(?i)Drop(?:ped)? (\w+)=(\d+|x)+ ([^ ]+)? ?$".to_owned(),
+        ];
+        let texts = [
+            "Bad login for admin from 192.0.2.10 port 2222",
+            "bad key for  from 2001:db8::1 via eth0 [preauth]",
+            "Bad login for a from b from 198.51.100.7",
+            "Bad login for x from host.example.net port 22",
+            "Login root from 203.0.113.5 refused by rule 4 port 22",
+            "Login two words from 192.0.2.77 refused",
+            "pam: auth error; uid=0 tty=ssh rhost=198.51.100.9 user=bob",
+            "pam: acct error;  rhost=2001:db8:a::9  ",
+            "Closed by unknown user eve 203.0.113.44 on pts0",
+            "Closed for [2001:db8::7]",
+            "abcd",
+            "DROPPED src=12x ",
+            "drop n=1x2 y",
+        ];
+        let mut tried = 0;
+        for p in &pats {
+            let re = PyRegex::new(&crate::tags::expand(p, "warn"), false).unwrap();
+            assert!(!re.is_backtracking(), "{p}");
+            for t in texts {
+                if re.linear().is_some_and(|r| !r.is_match(t)) {
+                    continue;
+                }
+                let (mut a, mut b) = (Caps::default(), Caps::default());
+                assert_eq!(re.search_matching_with(t, &mut a, true), Search::Match);
+                assert_eq!(re.search_matching_with(t, &mut b, false), Search::Match);
+                let spans = |c: &Caps| (0..=re.groups()).map(|g| c.get(g)).collect::<Vec<_>>();
+                assert_eq!(spans(&a), spans(&b), "{p} on {t:?}");
+                tried += 1;
+            }
+            // The fast path was there to be taken.
+            let Engine::Linear(_, bts) = &re.engine else {
+                unreachable!()
+            };
+            assert!(bts.get().is_some_and(|b| b.prog.is_some()), "{p}");
+        }
+        assert!(tried >= 13, "{tried}");
+        // Loops whose body can match empty, look-arounds: the bounded backtracker only.
+        for p in [r"^(a*)*b", r"^(a|)+b", r"^x(?=\b|\W|$)"] {
+            let re = PyRegex::new(p, false).unwrap();
+            let mut c = Caps::default();
+            re.search_matching(if p.starts_with("^x") { "x" } else { "aab" }, &mut c);
+            let Engine::Linear(_, bts) = &re.engine else {
+                unreachable!()
+            };
+            assert!(bts.get().is_some_and(|b| b.prog.is_none()), "{p}");
+        }
     }
 
     #[test]
