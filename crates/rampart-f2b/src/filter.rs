@@ -1583,19 +1583,28 @@ fn update_users(f: &mut Fields, user: Option<&str>) -> usize {
 mod tests {
     use super::*;
 
-    fn filter(failregex: &[&str]) -> F2bFilter {
-        let def = FilterDef {
+    /// A single-line filter definition with these failregexes.
+    fn def(failregex: &[&str]) -> FilterDef {
+        FilterDef {
             name: "t".into(),
             failregex: failregex.iter().map(|s| s.to_string()).collect(),
             maxlines: 1,
             usedns: "warn".into(),
             ..FilterDef::default()
-        };
+        }
+    }
+
+    /// Loads a definition with UTC and 2026 as the current year.
+    fn load(def: FilterDef) -> F2bFilter {
         let opts = LoadOptions {
             zone: DefaultZone::Fixed(0),
             current_year: 2026,
         };
         F2bFilter::from_def(def, opts).unwrap()
+    }
+
+    fn filter(failregex: &[&str]) -> F2bFilter {
+        load(def(failregex))
     }
 
     fn patterns(f: &F2bFilter, st: &mut State, line: &str) -> Vec<(usize, String)> {
@@ -1649,29 +1658,15 @@ mod tests {
 
     /// A prefregex in sshd's form (the fast split) with nofail + mlfforget failregexes.
     fn mlfid_filter() -> F2bFilter {
-        let def = FilterDef {
-            name: "t".into(),
-            prefregex: Some(
-                r"^<F-MLFID>\S+ d\[\d+\]: </F-MLFID><F-CONTENT>.+</F-CONTENT>$".into(),
-            ),
-            failregex: [
+        load(FilterDef {
+            prefregex: Some(r"^<F-MLFID>\S+ d\[\d+\]: </F-MLFID><F-CONTENT>.+</F-CONTENT>$".into()),
+            ..def(&[
                 r"^Failed for <F-USER>\S+</F-USER> from <HOST>$",
                 r"^<F-NOFAIL>Try</F-NOFAIL> for <F-USER>\S+</F-USER> from <HOST>$",
                 r"^<F-NOFAIL><F-MLFFORGET>(Closed|Gone)</F-MLFFORGET></F-NOFAIL> by (?:user <F-USER>\S+</F-USER> )?<HOST>$",
                 r"^<F-MLFFORGET><F-MLFGAINED>Accepted</F-MLFGAINED></F-MLFFORGET> for <F-USER>\S+</F-USER> from <HOST>$",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-            maxlines: 1,
-            usedns: "warn".into(),
-            ..FilterDef::default()
-        };
-        let opts = LoadOptions {
-            zone: DefaultZone::Fixed(0),
-            current_year: 2026,
-        };
-        F2bFilter::from_def(def, opts).unwrap()
+            ])
+        })
     }
 
     #[test]
