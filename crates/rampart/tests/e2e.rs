@@ -4,9 +4,8 @@
 //! iptables and openssh; fails (never skips) when they are missing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -15,6 +14,9 @@ use rampart_testkit::netns::{
     require_root, ssh_fail, Connect, Host, HttpServer, Lab, Spawned, Sshd,
 };
 use serde_json::Value;
+
+mod common;
+use common::{append, syslog_stamp};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rampart");
 
@@ -147,23 +149,15 @@ fn connects(lab: &Lab, from: Host, to: SocketAddr) -> Connect {
         .unwrap()
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
 /// An sshd failure line for `addr`, stamped now in local time (the jail's zone is local):
 /// what rsyslog would write for an invalid user.
 fn sshd_failure(addr: &str, n: u32) -> String {
     let now = SystemClock.now();
-    let offset = local_offset_seconds();
-    let c = rampart_core::Timestamp::from_micros(now.as_micros() + offset * 1_000_000).to_civil();
+    let local =
+        rampart_core::Timestamp::from_micros(now.as_micros() + local_offset_seconds() * 1_000_000);
     format!(
-        "{} {:>2} {:02}:{:02}:{:02} rampart-lab sshd[{}]: Invalid user guest{n} from {addr} port {}\n",
-        MONTHS[usize::from(c.month) - 1],
-        c.day,
-        c.hour,
-        c.minute,
-        c.second,
+        "{} rampart-lab sshd[{}]: Invalid user guest{n} from {addr} port {}\n",
+        syslog_stamp(local),
         7000 + n,
         40000 + n
     )
@@ -176,15 +170,6 @@ fn local_offset_seconds() -> i64 {
     let h: i64 = s[1..3].parse().unwrap_or(0);
     let m: i64 = s[3..5].parse().unwrap_or(0);
     sign * (h * 3600 + m * 60)
-}
-
-fn append(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
 }
 
 fn nft(lab: &Lab, args: &[&str]) -> String {

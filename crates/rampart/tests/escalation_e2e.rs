@@ -5,7 +5,6 @@
 //! root, iproute2 and nftables; fails (never skips) when they are missing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,32 +14,17 @@ use rampart_core::{Clock, SystemClock};
 use rampart_testkit::netns::{require_root, Connect, Host, HttpServer, Lab, Spawned};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rampart");
+mod common;
+use common::{append, syslog_stamp};
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+const BIN: &str = env!("CARGO_BIN_EXE_rampart");
 
 /// An sshd failure line for `addr`, stamped now in UTC.
 fn failure(addr: &str) -> String {
-    let c = SystemClock.now().to_civil();
     format!(
-        "{} {:>2} {:02}:{:02}:{:02} rampart-lab sshd[4242]: Invalid user guest from {addr} port 40000\n",
-        MONTHS[usize::from(c.month) - 1],
-        c.day,
-        c.hour,
-        c.minute,
-        c.second
+        "{} rampart-lab sshd[4242]: Invalid user guest from {addr} port 40000\n",
+        syslog_stamp(SystemClock.now())
     )
-}
-
-fn append(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
 }
 
 fn ctl(socket: &Path, args: &[&str]) -> Option<Value> {

@@ -731,7 +731,6 @@ impl Parser<'_> {
     }
 }
 
-/// The width in characters of every match of `node`, if it is fixed.
 impl Node {
     /// A zero-width assertion (anchor, word boundary, look-around): it consumes nothing,
     /// so a run of literals goes on across it.
@@ -749,6 +748,7 @@ impl Node {
     }
 }
 
+/// The width in characters of every match of `node`, if it is fixed.
 pub fn fixed_width(node: &Node) -> Option<usize> {
     match node {
         Node::Empty

@@ -119,16 +119,24 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-/// An sshd syslog line with `message`, stamped now (UTC).
-pub fn sshd_line_now(message: &str) -> String {
-    let c = SystemClock.now().to_civil();
+/// `t` as a classic syslog time (`Nov  1 01:02:03`), in UTC.
+pub fn syslog_stamp(t: rampart_core::Timestamp) -> String {
+    let c = t.to_civil();
     format!(
-        "{} {:>2} {:02}:{:02}:{:02} host sshd[4242]: {message}\n",
+        "{} {:>2} {:02}:{:02}:{:02}",
         MONTHS[usize::from(c.month) - 1],
         c.day,
         c.hour,
         c.minute,
         c.second
+    )
+}
+
+/// An sshd syslog line with `message`, stamped now (UTC).
+pub fn sshd_line_now(message: &str) -> String {
+    format!(
+        "{} host sshd[4242]: {message}\n",
+        syslog_stamp(SystemClock.now())
     )
 }
 
