@@ -4,44 +4,13 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Output;
 use std::time::Duration;
 
 use rampart_testkit::http::LoopbackHttp;
 
-static N: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh directory under the system temp dir, removed when dropped.
-struct Tmp(PathBuf);
-impl Tmp {
-    fn new() -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "rampart-geo-cli-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-    fn file(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, content).unwrap();
-        p
-    }
-}
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn rampart(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(args)
-        .output()
-        .expect("run rampart")
-}
+mod common;
+use common::{rampart, s, Tmp};
 
 fn stdout(o: &Output) -> String {
     assert!(
@@ -60,10 +29,6 @@ fn data(rel: &str) -> PathBuf {
         .join(rel);
     assert!(p.exists(), "vendored data file {} is missing", p.display());
     p
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn apnic() -> PathBuf {
