@@ -329,7 +329,7 @@ pub struct F2bFilter {
     /// The same patterns as `set`, when each is anchored at the start of the text: one
     /// leftmost-first search gives the first of them (in file order) that matches, which
     /// is all a first-match-wins line needs (the set runs only when more is asked).
-    first: Option<regex_automata::meta::Regex>,
+    first: Option<Dual>,
     pref_fast: Option<PrefFast>,
     /// The date detector in its initial state, copied into each new [`State`].
     date: DateDetector,
@@ -342,8 +342,8 @@ pub struct F2bFilter {
 /// Both begin with `^`, so one anchored forward pass finds each end (no start to find).
 #[derive(Debug, Clone)]
 struct PrefFast {
-    content: regex_automata::meta::Regex,
-    mlfid: regex_automata::meta::Regex,
+    content: Dual,
+    mlfid: Dual,
 }
 
 impl PrefFast {
@@ -385,7 +385,7 @@ impl PrefFast {
             for x in nodes {
                 crate::pyre::emit::emit(x, &mut out);
             }
-            regex_automata::meta::Regex::new(&out).ok()
+            Dual::new(vec![out], regex_automata::meta::Config::new)
         };
         Some(PrefFast {
             content: emit(prefix)?,
@@ -393,22 +393,82 @@ impl PrefFast {
         })
     }
 
-    /// Where the leftmost-first match of `re` (anchored at the start) ends in `text`: the
-    /// end `regex::Regex::find` reports, from the forward pass alone.
-    fn end(re: &regex_automata::meta::Regex, text: &str) -> Option<usize> {
-        use regex_automata::{Anchored, Input};
-        re.search_half(&Input::new(text).anchored(Anchored::Yes))
-            .map(|h| h.offset())
-    }
-
-    /// Where the content starts in `line` (the end of `^PQ`).
-    fn content_end(&self, line: &str) -> Option<usize> {
-        Self::end(&self.content, line)
+    /// Where the content starts in `line` (the end of `^PQ`); `ascii`: whether the line
+    /// is ASCII.
+    fn content_end(&self, line: &str, ascii: bool) -> Option<usize> {
+        Self::end(&self.content, line, ascii)
     }
 
     /// Where the mlfid ends in `line` (the end of `^P`).
-    fn mlfid_end(&self, line: &str) -> Option<usize> {
-        Self::end(&self.mlfid, line)
+    fn mlfid_end(&self, line: &str, ascii: bool) -> Option<usize> {
+        Self::end(&self.mlfid, line, ascii)
+    }
+
+    /// Where the leftmost-first match of `re` (anchored at the start) ends in `text`: the
+    /// end `regex::Regex::find` reports, from the forward pass alone. (The Unicode form
+    /// not building is not expected, as the ASCII one did; then it is "no match".)
+    fn end(re: &Dual, text: &str, ascii: bool) -> Option<usize> {
+        re.search_half(text, ascii)?.map(|h| h.offset())
+    }
+}
+
+/// One set of patterns (leftmost-first, anchored searches) built twice: with ASCII-only
+/// classes, for ASCII texts, when the filter loads; with Unicode classes, for the other
+/// texts, when first needed. On an ASCII text the two give the same answer (what Unicode
+/// adds to `\w`, `\d`, `\s`, `\b`, `.` and case folding is outside ASCII); the ASCII
+/// automaton takes a fraction of the time to build (Unicode classes are most of a
+/// fail2ban filter's load time) and has fewer byte classes to walk.
+#[derive(Debug, Clone)]
+struct Dual {
+    pats: Vec<String>,
+    config: fn() -> regex_automata::meta::Config,
+    ascii: Option<regex_automata::meta::Regex>,
+    unicode: OnceLock<Option<regex_automata::meta::Regex>>,
+}
+
+impl Dual {
+    /// `None` when neither form builds.
+    fn new(pats: Vec<String>, config: fn() -> regex_automata::meta::Config) -> Option<Self> {
+        use regex_automata::util::syntax;
+        let ascii = regex_automata::meta::Regex::builder()
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .configure(config().utf8_empty(false))
+            .build_many(&pats)
+            .ok();
+        let dual = Dual {
+            pats,
+            config,
+            ascii,
+            unicode: OnceLock::new(),
+        };
+        // Without the ASCII form every text takes the Unicode one: it must build now.
+        if dual.ascii.is_none() && dual.unicode().is_none() {
+            return None;
+        }
+        Some(dual)
+    }
+
+    fn unicode(&self) -> Option<&regex_automata::meta::Regex> {
+        self.unicode
+            .get_or_init(|| {
+                regex_automata::meta::Regex::builder()
+                    .configure((self.config)())
+                    .build_many(&self.pats)
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    /// The end (and pattern) of the leftmost-first match anchored at the start of `text`,
+    /// from the forward pass alone; `ascii`: whether `text` is ASCII. `None` when the
+    /// automaton `text` needs does not build.
+    fn search_half(&self, text: &str, ascii: bool) -> Option<Option<regex_automata::HalfMatch>> {
+        use regex_automata::{Anchored, Input};
+        let re = match (&self.ascii, ascii) {
+            (Some(a), true) => a,
+            _ => self.unicode()?,
+        };
+        Some(re.search_half(&Input::new(text).anchored(Anchored::Yes)))
     }
 }
 
@@ -631,10 +691,10 @@ impl F2bFilter {
         let mut set_index = Vec::new();
         let mut pats = Vec::new();
         for rx in &fail {
-            match rx.re.linear() {
+            match rx.re.linear_pattern() {
                 Some(r) => {
                     set_index.push(Some(pats.len()));
-                    pats.push(r.as_str().to_owned());
+                    pats.push(r.to_owned());
                 }
                 None => set_index.push(None),
             }
@@ -836,9 +896,10 @@ impl F2bFilter {
                 _ => None,
             };
             if let Some(msg) = msg {
+                let ascii = is_ascii(msg);
                 let body = match (&self.pref, &self.pref_fast) {
                     (None, _) => Some(msg),
-                    (Some(_), Some(pf)) => match pf.content_end(msg) {
+                    (Some(_), Some(pf)) => match pf.content_end(msg, ascii) {
                         None => return Vec::new(),
                         Some(e) if e < msg.len() => {
                             content_start = Some(e);
@@ -849,7 +910,7 @@ impl F2bFilter {
                     (Some(_), None) => None,
                 };
                 if let Some(body) = body {
-                    if !self.may_match(body, &mut set_hits) {
+                    if !self.may_match(body, ascii, &mut set_hits) {
                         return Vec::new();
                     }
                 }
@@ -868,12 +929,13 @@ impl F2bFilter {
     }
 
     /// Whether some failregex may match `buf` (the set of linear ones, then the literal
-    /// gates of the others).
-    fn may_match(&self, buf: &str, hits: &mut Option<Hits>) -> bool {
+    /// gates of the others); `ascii`: whether `buf` is ASCII.
+    fn may_match(&self, buf: &str, ascii: bool, hits: &mut Option<Hits>) -> bool {
         if let Some(set) = &self.set {
             let mut h = Hits::default();
-            let any = match &self.first {
-                Some(fm) => h.first(fm, buf).is_some(),
+            let first = self.first.as_ref().and_then(|fm| h.first(fm, buf, ascii));
+            let any = match first {
+                Some(k) => k.is_some(),
                 None => {
                     let m = self.set_answer(set, buf);
                     let any = m.any();
@@ -1028,7 +1090,7 @@ impl F2bFilter {
         if let Some(p) = &self.pref {
             let fast = match (&self.pref_fast, maxlines) {
                 (Some(_), 1) if content_start.is_some() => content_start,
-                (Some(pf), 1) => match pf.content_end(&buf) {
+                (Some(pf), 1) => match pf.content_end(&buf, is_ascii(&buf)) {
                     None => return out,
                     Some(e) if e < buf.len() => Some(e),
                     Some(_) => None,
@@ -1096,7 +1158,7 @@ impl F2bFilter {
                 // search, so the captures are not needed (the general path gives the
                 // same empty answer).
                 if let (Some(line), Some(pf)) = (&pre_lazy, &self.pref_fast) {
-                    let end = pf.mlfid_end(line).unwrap_or(0);
+                    let end = pf.mlfid_end(line, is_ascii(line)).unwrap_or(0);
                     mlfid_end = Some(end);
                     if !has_live_mlfid(state, &line[..end], now) {
                         return out;
@@ -1146,7 +1208,8 @@ impl F2bFilter {
             }
             if let (Some(line), Some(pf), Some(p)) = (pre_lazy.take(), &self.pref_fast, &self.pref)
             {
-                let end = mlfid_end.unwrap_or_else(|| pf.mlfid_end(&line).unwrap_or(0));
+                let end =
+                    mlfid_end.unwrap_or_else(|| pf.mlfid_end(&line, is_ascii(&line)).unwrap_or(0));
                 let v = Some(line[..end].to_owned());
                 match p.named.iter().find(|(n, _)| &**n == "mlfid") {
                     Some((k, _)) => pre.set_arc(k, v),
@@ -1293,29 +1356,33 @@ impl SetAnswer {
 }
 
 impl Hits {
-    /// The first pattern (set index) that matches `buf`, searched once.
-    fn first(&mut self, fm: &regex_automata::meta::Regex, buf: &str) -> Option<usize> {
-        *self.first.get_or_insert_with(|| {
-            use regex_automata::{Anchored, Input};
-            fm.search_half(&Input::new(buf).anchored(Anchored::Yes))
-                .map(|h| h.pattern().as_usize())
-        })
+    /// The first pattern (set index) that matches `buf`, searched once; `ascii`: whether
+    /// `buf` is ASCII. `None` when the search cannot run (its automaton does not build).
+    fn first(&mut self, fm: &Dual, buf: &str, ascii: bool) -> Option<Option<usize>> {
+        if self.first.is_none() {
+            self.first = fm
+                .search_half(buf, ascii)
+                .map(|h| h.map(|h| h.pattern().as_usize()));
+        }
+        self.first
     }
 
     /// Whether set pattern `k` matches `buf`: from the first match when that decides it
     /// (`k` before it: no; `k` itself: yes), else from the set.
     fn matched(
         &mut self,
-        fm: Option<&regex_automata::meta::Regex>,
+        fm: Option<&Dual>,
         buf: &str,
         k: usize,
         all: impl FnOnce() -> SetAnswer,
     ) -> bool {
         if let (None, Some(fm)) = (&self.all, fm) {
-            match self.first(fm, buf) {
-                None => return false,
-                Some(j) if k <= j => return k == j,
-                Some(_) => {}
+            // (`is_ascii` only when the search is still to run)
+            let ascii = self.first.is_none() && is_ascii(buf);
+            match self.first(fm, buf, ascii) {
+                Some(None) => return false,
+                Some(Some(j)) if k <= j => return k == j,
+                Some(Some(_)) | None => {}
             }
         }
         self.all.get_or_insert_with(all).matched(k)
@@ -1325,8 +1392,8 @@ impl Hits {
 /// A leftmost-first search over `pats` (each in the `regex` crate's syntax), when every
 /// one of them is anchored at the start of the text: an anchored search then reports
 /// the first pattern in order that matches at all, as trying them one by one would.
-fn first_match(pats: &[String]) -> Option<regex_automata::meta::Regex> {
-    use regex_automata::meta::{Config, Regex};
+fn first_match(pats: &[String]) -> Option<Dual> {
+    use regex_automata::meta::Config;
     use regex_automata::nfa::thompson::WhichCaptures;
     use regex_syntax::hir::Look;
     let anchored = pats.iter().all(|p| {
@@ -1335,15 +1402,19 @@ fn first_match(pats: &[String]) -> Option<regex_automata::meta::Regex> {
     if !anchored {
         return None;
     }
-    Regex::builder()
-        .configure(
-            Config::new()
-                .which_captures(WhichCaptures::Implicit)
-                .nfa_size_limit(Some(64 << 20))
-                .hybrid_cache_capacity(32 << 20),
-        )
-        .build_many(pats)
-        .ok()
+    Dual::new(pats.to_vec(), || {
+        Config::new()
+            .which_captures(WhichCaptures::Implicit)
+            .nfa_size_limit(Some(64 << 20))
+            .hybrid_cache_capacity(32 << 20)
+    })
+}
+
+/// Whether `s` is ASCII: one OR over all its bytes, which the compiler turns into vector
+/// code (`str::is_ascii` stops at the first non-ASCII byte and takes a word at a time:
+/// several times the instructions on the lines filters see, which are ASCII).
+fn is_ascii(s: &str) -> bool {
+    s.bytes().fold(0u8, |acc, b| acc | b) < 0x80
 }
 
 /// The failure id by fail2ban's precedence: ip4, ip6, dns, then fid.
@@ -1874,13 +1945,20 @@ mod tests {
         ] {
             let mut caps = Caps::default();
             let matched = re.search(line, &mut caps) == Search::Match;
-            match pf.content_end(line) {
+            let ascii = is_ascii(line);
+            assert_eq!(ascii, line.is_ascii());
+            if ascii {
+                // Both automata give the same ends on an ASCII line.
+                assert_eq!(pf.content_end(line, true), pf.content_end(line, false));
+                assert_eq!(pf.mlfid_end(line, true), pf.mlfid_end(line, false));
+            }
+            match pf.content_end(line, ascii) {
                 // The fast path's answer (the caller takes it when content is left).
                 Some(e) if e < line.len() => {
                     assert!(matched, "{line:?}");
                     let (c, m) = (caps.get(content).unwrap(), caps.get(mlfid).unwrap());
                     assert_eq!(e, c.0, "{line:?}");
-                    assert_eq!(pf.mlfid_end(line), Some(m.1), "{line:?}");
+                    assert_eq!(pf.mlfid_end(line, ascii), Some(m.1), "{line:?}");
                     tried += 1;
                 }
                 // Nothing left for `.+` (the caller runs the prefregex), or no match.
@@ -1889,6 +1967,44 @@ mod tests {
             }
         }
         assert!(tried >= 6, "{tried}");
+    }
+
+    #[test]
+    fn first_match_takes_the_unicode_automaton_for_other_texts() {
+        // Unicode classes: the ASCII automaton would answer differently on these texts
+        // (`\w` and `\s` take more than ASCII), so they must go to the Unicode one.
+        let f = filter(&[
+            r"^\w+ from <HOST>$",
+            r"^user\s(?P<user>\S+) from <HOST>$",
+            r"^(?i)kill from <HOST>$",
+        ]);
+        let fm = f.first.as_ref().expect("all anchored: first-match search");
+        let first = |text: &str| {
+            let mut h = Hits::default();
+            h.first(fm, text, is_ascii(text)).expect("it builds")
+        };
+        for (text, want) in [
+            ("abc from 192.0.2.1", Some(0)),
+            ("user\u{2003}x from 192.0.2.1", Some(1)),
+            ("\u{e9}t\u{e9} from 192.0.2.1", Some(0)),
+            ("user bob from 192.0.2.1", Some(1)),
+            ("user b\u{f6}b from 192.0.2.1", Some(1)),
+            ("\u{212a}ILL from 192.0.2.1", Some(0)),
+            ("- from 192.0.2.1", None),
+        ] {
+            assert_eq!(first(text), want, "{text:?}");
+            if is_ascii(text) {
+                let mut h = Hits::default();
+                assert_eq!(h.first(fm, text, false), Some(want), "{text:?}");
+            }
+        }
+        // The ASCII check itself, at every length around a vector's width.
+        for n in 0..70 {
+            let mut t = "a".repeat(n);
+            assert!(is_ascii(&t));
+            t.push('\u{e9}');
+            assert!(!is_ascii(&t), "{n}");
+        }
     }
 
     #[test]

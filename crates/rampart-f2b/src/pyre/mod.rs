@@ -17,24 +17,38 @@ use regex_automata::Input;
 /// Which engine runs a pattern.
 #[derive(Debug, Clone)]
 enum Engine {
-    /// The `regex` crate, plus the same pattern on regex-automata's bounded backtracker
-    /// for the captures of a match already known to exist: built on first use (only
-    /// failregexes need it), `None` when it does not build.
-    Linear(regex::Regex, OnceLock<Capturers>),
+    Linear(Box<Linear>),
     Backtrack(Box<Prog>),
 }
 
-/// Bounded backtrackers for the captures of a linear pattern.
+/// A pattern the `regex` crate runs. Its engines are built on first use: compiling the
+/// Unicode classes of fail2ban's patterns (`\S`, `\w` in `<HOST>` ...) is most of a
+/// filter's load time, and a failregex that the first-match search covers is seldom run
+/// on its own. The pattern's syntax is checked when it is made (errors belong to the load).
+#[derive(Debug, Clone)]
+struct Linear {
+    /// The pattern in the `regex` crate's syntax.
+    pattern: String,
+    /// The `regex` crate's regex; `None` when it does not build (its size limits), and
+    /// the pattern then runs on our backtracker (`fallback`), which means the same.
+    re: OnceLock<Option<regex::Regex>>,
+    fallback: OnceLock<Option<Box<Prog>>>,
+    /// The same pattern on bounded backtrackers, for the captures of a match already known
+    /// to exist (only failregexes need them).
+    capturers: OnceLock<Capturers>,
+}
+
+/// Bounded backtrackers for the captures of a linear pattern, each built on first use.
 #[derive(Debug, Clone)]
 struct Capturers {
     /// With the regex crate's defaults (Unicode, UTF-8, all captures): the same
     /// leftmost-first match and groups as the `regex::Regex`.
-    unicode: Option<BoundedBacktracker>,
+    unicode: OnceLock<Option<BoundedBacktracker>>,
     /// The same pattern with ASCII-only classes, for ASCII texts; only for a pattern
     /// written in ASCII. On an ASCII text the two agree: what Unicode adds to `\w`, `\d`,
     /// `\s`, `\b`, `.` and case folding (U+212A for `k` ...) is all outside ASCII, and
     /// the NFA is several times smaller (less to clear and walk per search).
-    ascii: Option<BoundedBacktracker>,
+    ascii: OnceLock<Option<BoundedBacktracker>>,
     /// Our backtracking matcher on the same parse tree, for ASCII texts: no visited set
     /// to clear and a branch is skipped when it cannot take the next byte, so it finds
     /// the groups of a known match with a fraction of the work. Only for an ASCII
@@ -45,26 +59,7 @@ struct Capturers {
 }
 
 impl Capturers {
-    fn new(pattern: &str, source: &str, multiline: bool) -> Self {
-        use regex_automata::nfa::thompson;
-        let limit = Some(64 << 20);
-        let unicode = BoundedBacktracker::builder()
-            .thompson(thompson::Config::new().nfa_size_limit(limit))
-            .build(pattern)
-            .ok();
-        let ascii = if pattern.is_ascii() {
-            BoundedBacktracker::builder()
-                .syntax(
-                    regex_automata::util::syntax::Config::new()
-                        .unicode(false)
-                        .utf8(false),
-                )
-                .thompson(thompson::Config::new().utf8(false).nfa_size_limit(limit))
-                .build(pattern)
-                .ok()
-        } else {
-            None
-        };
+    fn new(source: &str, multiline: bool) -> Self {
         let prog = if source.is_ascii() {
             parse::parse(source, multiline)
                 .ok()
@@ -75,10 +70,41 @@ impl Capturers {
             None
         };
         Capturers {
-            unicode,
-            ascii,
+            unicode: OnceLock::new(),
+            ascii: OnceLock::new(),
             prog,
         }
+    }
+
+    /// The bounded backtracker for `text`: the ASCII one for an ASCII text when the
+    /// pattern has one, else the Unicode one.
+    fn for_text(&self, pattern: &str, text_is_ascii: bool) -> Option<&BoundedBacktracker> {
+        use regex_automata::nfa::thompson;
+        let limit = Some(64 << 20);
+        if text_is_ascii && pattern.is_ascii() {
+            let ascii = self.ascii.get_or_init(|| {
+                BoundedBacktracker::builder()
+                    .syntax(
+                        regex_automata::util::syntax::Config::new()
+                            .unicode(false)
+                            .utf8(false),
+                    )
+                    .thompson(thompson::Config::new().utf8(false).nfa_size_limit(limit))
+                    .build(pattern)
+                    .ok()
+            });
+            if let Some(a) = ascii {
+                return Some(a);
+            }
+        }
+        self.unicode
+            .get_or_init(|| {
+                BoundedBacktracker::builder()
+                    .thompson(thompson::Config::new().nfa_size_limit(limit))
+                    .build(pattern)
+                    .ok()
+            })
+            .as_ref()
     }
 }
 
@@ -139,7 +165,9 @@ pub enum Search {
 }
 
 impl PyRegex {
-    /// Compiles `pattern` with Python's syntax; `multiline` is `re.MULTILINE`.
+    /// Compiles `pattern` with Python's syntax; `multiline` is `re.MULTILINE`. A linear
+    /// pattern's engines are built when first used (see [`Linear`]); its syntax is
+    /// checked now.
     pub fn new(pattern: &str, multiline: bool) -> Result<Self, String> {
         let parsed = parse::parse(pattern, multiline)?;
         let engine = if parse::needs_backtracking(&parsed.node) {
@@ -147,12 +175,18 @@ impl PyRegex {
         } else {
             let mut out = String::new();
             emit::emit(&parsed.node, &mut out);
-            let re = regex::RegexBuilder::new(&out)
-                .size_limit(64 << 20)
-                .dfa_size_limit(16 << 20)
+            // The checks the `regex` crate makes before compiling (its parser and
+            // translator, with its default settings).
+            regex_syntax::ParserBuilder::new()
                 .build()
+                .parse(&out)
                 .map_err(|e| format!("cannot translate {pattern:?}: {e}"))?;
-            Engine::Linear(re, OnceLock::new())
+            Engine::Linear(Box::new(Linear {
+                pattern: out,
+                re: OnceLock::new(),
+                fallback: OnceLock::new(),
+                capturers: OnceLock::new(),
+            }))
         };
         Ok(PyRegex {
             engine,
@@ -188,43 +222,60 @@ impl PyRegex {
         self.names.get(name).copied()
     }
 
-    /// The `regex` crate pattern, when this runs on the linear engine.
+    /// The pattern in the `regex` crate's syntax, when this runs on the linear engine.
+    pub fn linear_pattern(&self) -> Option<&str> {
+        match &self.engine {
+            Engine::Linear(l) => Some(&l.pattern),
+            Engine::Backtrack(_) => None,
+        }
+    }
+
+    /// The `regex` crate's regex, when this runs on the linear engine (built now if it was
+    /// not yet); `None` also when it does not build.
     pub fn linear(&self) -> Option<&regex::Regex> {
         match &self.engine {
-            Engine::Linear(r, _) => Some(r),
+            Engine::Linear(l) => l.regex(),
             Engine::Backtrack(_) => None,
         }
     }
 
     /// Python's `pattern.search(text, start, end)`.
     pub fn search_in(&self, text: &str, start: usize, end: usize, caps: &mut Caps) -> Search {
-        match &self.engine {
-            Engine::Linear(re, _) => {
-                let hay = &text[..end];
-                let mut locs = re.capture_locations();
-                if re.captures_read_at(&mut locs, hay, start).is_none() {
-                    return Search::NoMatch;
-                }
-                caps.slots.clear();
-                for g in 0..=self.groups {
-                    match locs.get(g) {
-                        Some((s, e)) => {
-                            caps.slots.push(Some(s));
-                            caps.slots.push(Some(e));
-                        }
-                        None => {
-                            caps.slots.push(None);
-                            caps.slots.push(None);
+        let prog = match &self.engine {
+            Engine::Linear(l) => match l.regex() {
+                Some(re) => {
+                    let hay = &text[..end];
+                    let mut locs = re.capture_locations();
+                    if re.captures_read_at(&mut locs, hay, start).is_none() {
+                        return Search::NoMatch;
+                    }
+                    caps.slots.clear();
+                    for g in 0..=self.groups {
+                        match locs.get(g) {
+                            Some((s, e)) => {
+                                caps.slots.push(Some(s));
+                                caps.slots.push(Some(e));
+                            }
+                            None => {
+                                caps.slots.push(None);
+                                caps.slots.push(None);
+                            }
                         }
                     }
+                    return Search::Match;
                 }
-                Search::Match
-            }
-            Engine::Backtrack(p) => match p.search(text, start, end, &mut caps.slots) {
-                Ok(true) => Search::Match,
-                Ok(false) => Search::NoMatch,
-                Err(StepLimit) => Search::Limit,
+                None => match l.fallback(&self.source, self.multiline) {
+                    Some(p) => p,
+                    // Neither engine builds: reported as the step limit (never silently).
+                    None => return Search::Limit,
+                },
             },
+            Engine::Backtrack(p) => p,
+        };
+        match prog.search(text, start, end, &mut caps.slots) {
+            Ok(true) => Search::Match,
+            Ok(false) => Search::NoMatch,
+            Err(StepLimit) => Search::Limit,
         }
     }
 
@@ -234,9 +285,9 @@ impl PyRegex {
     }
 
     /// [`PyRegex::search`] for a text the pattern is already known to match (a `RegexSet`
-    /// said so): a linear pattern's groups come straight from the bounded backtracker,
-    /// without the DFA pass that would first look for the match. Same result as
-    /// [`PyRegex::search`] in every case.
+    /// said so): a linear pattern's groups come straight from a backtracker, without the
+    /// DFA pass that would first look for the match. Same result as [`PyRegex::search`]
+    /// in every case.
     pub fn search_matching(&self, text: &str, caps: &mut Caps) -> Search {
         self.search_matching_with(text, caps, true)
     }
@@ -244,21 +295,22 @@ impl PyRegex {
     /// [`PyRegex::search_matching`]; `ours`: our backtracker may find the groups (an
     /// ASCII text, a pattern it agrees on); else regex-automata's bounded backtracker.
     fn search_matching_with(&self, text: &str, caps: &mut Caps, ours: bool) -> Search {
-        let Engine::Linear(re, bt) = &self.engine else {
+        let Engine::Linear(l) = &self.engine else {
             return self.search(text, caps);
         };
-        let bts = bt.get_or_init(|| Capturers::new(re.as_str(), &self.source, self.multiline));
-        if let (true, Some(p)) = (ours && text.is_ascii(), &bts.prog) {
+        let bts = l
+            .capturers
+            .get_or_init(|| Capturers::new(&self.source, self.multiline));
+        let ascii = text.is_ascii();
+        if let (true, Some(p)) = (ours && ascii, &bts.prog) {
             // `slots` is written only on a match. No match (which the caller says cannot
             // be) or the step limit: the bounded backtracker below decides.
             if let Ok(true) = p.search(text, 0, text.len(), &mut caps.slots) {
                 return Search::Match;
             }
         }
-        let bt = match (&bts.ascii, &bts.unicode) {
-            (Some(a), _) if text.is_ascii() => a,
-            (_, Some(u)) => u,
-            _ => return self.search(text, caps),
+        let Some(bt) = bts.for_text(&l.pattern, ascii) else {
+            return self.search(text, caps);
         };
         if text.len() > bt.max_haystack_len() {
             return self.search(text, caps);
@@ -292,12 +344,42 @@ impl PyRegex {
     /// Whether the pattern matches anywhere in `text` (no captures).
     pub fn is_match(&self, text: &str) -> bool {
         match &self.engine {
-            Engine::Linear(re, _) => re.is_match(text),
+            Engine::Linear(l) => match l.regex() {
+                Some(re) => re.is_match(text),
+                None => self.search(text, &mut Caps::default()) == Search::Match,
+            },
             Engine::Backtrack(_) => {
                 let mut c = Caps::default();
                 self.search(text, &mut c) == Search::Match
             }
         }
+    }
+}
+
+impl Linear {
+    /// The `regex` crate's regex, built on first use.
+    fn regex(&self) -> Option<&regex::Regex> {
+        self.re
+            .get_or_init(|| {
+                regex::RegexBuilder::new(&self.pattern)
+                    .size_limit(64 << 20)
+                    .dfa_size_limit(16 << 20)
+                    .build()
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    /// Our backtracker on the same pattern, for when the `regex` crate's does not build.
+    fn fallback(&self, source: &str, multiline: bool) -> Option<&Prog> {
+        self.fallback
+            .get_or_init(|| {
+                parse::parse(source, multiline)
+                    .ok()
+                    .and_then(|p| Prog::compile(&p.node, p.groups).ok())
+                    .map(Box::new)
+            })
+            .as_deref()
     }
 }
 
@@ -403,17 +485,27 @@ mod tests {
         for t in texts {
             let (mut a, mut b) = (Caps::default(), Caps::default());
             assert_eq!(re.search(t, &mut a), Search::Match, "{t:?}");
-            assert_eq!(re.search_matching(t, &mut b), Search::Match, "{t:?}");
+            // (the bounded backtrackers, not ours)
+            assert_eq!(
+                re.search_matching_with(t, &mut b, false),
+                Search::Match,
+                "{t:?}"
+            );
             let spans = |c: &Caps| (0..=re.groups()).map(|g| c.get(g)).collect::<Vec<_>>();
             assert_eq!(spans(&a), spans(&b), "{t:?}");
         }
-        let Engine::Linear(_, bts) = &re.engine else {
+        let Engine::Linear(l) = &re.engine else {
             panic!("{p} should be linear");
         };
-        let bts = bts.get().expect("built by search_matching");
-        assert!(bts.ascii.is_some() && bts.unicode.is_some());
-        let small = bts.ascii.as_ref().map(|b| b.get_nfa().states().len());
-        let big = bts.unicode.as_ref().map(|b| b.get_nfa().states().len());
+        let bts = l.capturers.get().expect("built by search_matching");
+        let (ascii, unicode) = (bts.ascii.get(), bts.unicode.get());
+        assert!(ascii.is_some_and(Option::is_some) && unicode.is_some_and(Option::is_some));
+        let small = ascii
+            .and_then(Option::as_ref)
+            .map(|b| b.get_nfa().states().len());
+        let big = unicode
+            .and_then(Option::as_ref)
+            .map(|b| b.get_nfa().states().len());
         assert!(small < big, "{small:?} {big:?}");
     }
 
@@ -515,10 +607,10 @@ mod tests {
                 tried += 1;
             }
             // The fast path was there to be taken.
-            let Engine::Linear(_, bts) = &re.engine else {
+            let Engine::Linear(l) = &re.engine else {
                 unreachable!()
             };
-            assert!(bts.get().is_some_and(|b| b.prog.is_some()), "{p}");
+            assert!(l.capturers.get().is_some_and(|b| b.prog.is_some()), "{p}");
         }
         assert!(tried >= 13, "{tried}");
         // Loops whose body can match empty, look-arounds: the bounded backtracker only.
@@ -526,11 +618,32 @@ mod tests {
             let re = PyRegex::new(p, false).unwrap();
             let mut c = Caps::default();
             re.search_matching(if p.starts_with("^x") { "x" } else { "aab" }, &mut c);
-            let Engine::Linear(_, bts) = &re.engine else {
+            let Engine::Linear(l) = &re.engine else {
                 unreachable!()
             };
-            assert!(bts.get().is_some_and(|b| b.prog.is_none()), "{p}");
+            assert!(l.capturers.get().is_some_and(|b| b.prog.is_none()), "{p}");
         }
+    }
+
+    #[test]
+    fn linear_engines_are_built_on_first_use_and_syntax_errors_at_once() {
+        let re = PyRegex::new(r"^(?P<u>\S+) from (?P<h>\w+)$", false).unwrap();
+        let Engine::Linear(l) = &re.engine else {
+            panic!("linear");
+        };
+        assert!(l.re.get().is_none() && l.capturers.get().is_none());
+        assert!(re.is_match("bob from host1"));
+        assert!(l.re.get().is_some_and(Option::is_some));
+        // The `regex` crate's own errors still come from `new`.
+        for bad in [r"\p{NoSuchClass}x", r"[z-a]"] {
+            assert!(PyRegex::new(bad, false).is_err(), "{bad}");
+        }
+        // Our backtracker, which serves if the `regex` crate's does not build, means the
+        // same.
+        let fb = l.fallback(re.as_str(), false).expect("it compiles");
+        let mut slots = Vec::new();
+        assert_eq!(fb.search("bob from host1", 0, 14, &mut slots), Ok(true));
+        assert_eq!(fb.search("bob from -", 0, 10, &mut slots), Ok(false));
     }
 
     #[test]
