@@ -330,6 +330,12 @@ pub struct F2bFilter {
     /// leftmost-first search gives the first of them (in file order) that matches, which
     /// is all a first-match-wins line needs (the set runs only when more is asked).
     first: Option<Dual>,
+    /// For a single-line buffer whose first-match answer is known: the failregexes to
+    /// try, in order, when set pattern `j` is the first that matches (`orders[j]`), or
+    /// when none does (the last one). The others are set patterns the answer rules out.
+    orders: Vec<Vec<usize>>,
+    /// Every failregex, in order.
+    order_all: Vec<usize>,
     pref_fast: Option<PrefFast>,
     /// The date detector in its initial state, copied into each new [`State`].
     date: DateDetector,
@@ -483,11 +489,14 @@ pub const MLFID_CACHE_SECS: i64 = 300;
 /// The multi-line id cache: (mlfid, expiry in Unix seconds, data), oldest first, at most
 /// one entry per id; bounded by MLFID_CACHE_SIZE. The data is shared with the last
 /// [`Failure`] of that id (copied on write). The key hashes are kept apart, in the same
-/// order, so a look-up scans 8 bytes an entry; before that, a count of the entries per
-/// hash bucket answers most look-ups of an id that is not there (the usual case) at once.
+/// order, and 16 bits of each once more: a look-up scans those 2 bytes an entry (8 at a
+/// time in vector code), then checks hash and key; before that, a count of the entries
+/// per hash bucket answers most look-ups of an id that is not there at once.
 #[derive(Debug, Clone, Default)]
 struct MlfidCache {
     hashes: VecDeque<u64>,
+    /// [`MlfidCache::tag`] of each hash, in the same order.
+    tags: VecDeque<u16>,
     entries: VecDeque<(String, i64, Arc<Fields>)>,
     /// Entries per bucket ([`MlfidCache::bucket`]): `MLFID_BUCKETS` counters once the
     /// first entry arrives (at most MLFID_CACHE_SIZE entries, so a `u8` never overflows).
@@ -516,18 +525,23 @@ impl MlfidCache {
             c.saturating_sub(1)
         };
     }
+    /// The 16 bits of hash `h` the scan compares (others than the bucket's).
+    fn tag(h: u64) -> u16 {
+        (h >> 8) as u16
+    }
     /// The index of the entry of `key` (hash `h`).
     fn find(&self, h: u64, key: &str) -> Option<usize> {
         if self.counts.get(Self::bucket(h)).is_none_or(|&c| c == 0) {
             return None;
         }
-        let (a, b) = self.hashes.as_slices();
+        let tag = Self::tag(h);
+        let (a, b) = self.tags.as_slices();
         let mut base = 0;
         for part in [a, b] {
             let mut from = 0;
-            while let Some(i) = first_eq(&part[from..], h) {
+            while let Some(i) = first_eq(&part[from..], tag) {
                 let at = base + from + i;
-                if self.entries[at].0 == key {
+                if self.hashes[at] == h && self.entries[at].0 == key {
                     return Some(at);
                 }
                 from += i + 1;
@@ -547,17 +561,20 @@ impl MlfidCache {
         if let Some(h) = self.hashes.remove(i) {
             self.count(h, false);
         }
+        self.tags.remove(i);
         self.entries.remove(i);
     }
     fn pop_front(&mut self) -> Option<(String, i64, Arc<Fields>)> {
         if let Some(h) = self.hashes.pop_front() {
             self.count(h, false);
         }
+        self.tags.pop_front();
         self.entries.pop_front()
     }
     fn push_back(&mut self, key: &str, h: u64, expiry: i64) {
         self.count(h, true);
         self.hashes.push_back(h);
+        self.tags.push_back(Self::tag(h));
         self.entries
             .push_back((key.to_owned(), expiry, Arc::default()));
     }
@@ -723,7 +740,26 @@ impl F2bFilter {
         } else {
             None
         };
+        let order_all: Vec<usize> = (0..fail.len()).collect();
+        let mut orders = Vec::new();
+        if first.is_some() && set.is_some() {
+            let set_fail: Vec<usize> = (0..fail.len())
+                .filter(|&i| set_index[i].is_some())
+                .collect();
+            for j in 0..=set_fail.len() {
+                // Before the first match: only the failregexes outside the set.
+                let limit = set_fail.get(j).copied().unwrap_or(fail.len());
+                let mut o: Vec<usize> = (0..limit).filter(|&i| set_index[i].is_none()).collect();
+                // From it on: every one (after a veto, the search goes on).
+                if j < set_fail.len() {
+                    o.extend(limit..fail.len());
+                }
+                orders.push(o);
+            }
+        }
         Ok(F2bFilter {
+            orders,
+            order_all,
             date,
             pref_fast,
             def,
@@ -1135,7 +1171,15 @@ impl F2bFilter {
             .unwrap_or_default();
         // Where the mlfid ends in the line, once found (prefregex fast path).
         let mut mlfid_end: Option<usize> = None;
-        for (idx, rx) in self.fail.iter().enumerate() {
+        // The failregexes to try: without those the known first-match answer rules out
+        // (the loop below would skip them), else all.
+        let order = match set_hits.first {
+            Some(Some(j)) if single && !self.orders.is_empty() => &self.orders[j],
+            Some(None) if single && !self.orders.is_empty() => &self.orders[self.orders.len() - 1],
+            _ => &self.order_all,
+        };
+        for &idx in order {
+            let rx = &self.fail[idx];
             if !buf_valid {
                 let lines: Vec<_> = state.buffer.iter().cloned().collect();
                 buf = Cow::Owned(join(&lines));
@@ -1617,15 +1661,15 @@ fn store_mlfid(state: &mut State, mlfid: &str, fields: Arc<Fields>) {
     }
 }
 
-/// The index of the first `h` in `s`: eight at a time with a branch-free compare (which
+/// The index of the first `h` in `s`: sixteen at a time with a branch-free compare (which
 /// the compiler turns into vector instructions), then the position inside the block.
-fn first_eq(s: &[u64], h: u64) -> Option<usize> {
-    let blocks = s.chunks_exact(8);
+fn first_eq(s: &[u16], h: u16) -> Option<usize> {
+    let blocks = s.chunks_exact(16);
     let rest = blocks.remainder();
     let whole = s.len() - rest.len();
     for (k, c) in blocks.enumerate() {
         if c.iter().fold(false, |m, &x| m | (x == h)) {
-            return c.iter().position(|&x| x == h).map(|i| 8 * k + i);
+            return c.iter().position(|&x| x == h).map(|i| 16 * k + i);
         }
     }
     rest.iter().position(|&x| x == h).map(|i| whole + i)
@@ -1856,6 +1900,7 @@ mod tests {
         assert_eq!(c.pop_front().map(|e| e.0), Some("b".to_owned()));
         assert_eq!((c.len(), c.find(8, "c")), (1, Some(0)));
         assert_eq!(c.hashes.len(), c.entries.len());
+        assert_eq!(c.tags.len(), c.entries.len());
     }
 
     #[test]
@@ -1879,9 +1924,10 @@ mod tests {
             seed
         };
         let key = |n: u64| format!("host sshd[{}]: ", n % 300);
-        let hash = |n: u64, k: &str| match n % 5 {
+        let hash = |n: u64, k: &str| match n % 6 {
             0 => 42,                        // one hash for many keys
             1 => ((n % 3) << 54) | (n % 7), // same bucket, other hashes
+            2 => ((n % 5) << 32) | 0x1200,  // same tag, other hashes
             _ => key_hash(k),
         };
         for step in 0..20_000u64 {
@@ -1967,6 +2013,64 @@ mod tests {
             }
         }
         assert!(tried >= 6, "{tried}");
+    }
+
+    #[test]
+    fn orders_skip_only_what_the_first_match_rules_out() {
+        // Set patterns (linear) between backtracking ones (a back-reference), with an
+        // ignoreregex that vetoes some matches (the search then goes on past the first).
+        let mut d = def(&[
+            r"^(\w)\1 from <HOST>$",
+            r"^foo <HOST>$",
+            r"^foo <HOST>",
+            r"^(\w+) \1 <HOST>",
+            r"^bar (?:x|xy) <HOST>",
+            r"^bar xy? <HOST> z$",
+        ]);
+        d.ignoreregex = vec![r"^foo 192\.0\.2\.9".to_owned()];
+        for d in [
+            def(&d.failregex.iter().map(String::as_str).collect::<Vec<_>>()),
+            d,
+        ] {
+            let fast = load(d);
+            assert!(fast.first.is_some() && !fast.orders.is_empty());
+            // Set patterns 1, 2, 4, 5: before set pattern 2 (failregex 4) only the
+            // backtracking ones, then all from it on; none matching: backtracking only.
+            assert_eq!(fast.orders[2], vec![0, 3, 4, 5]);
+            assert_eq!(fast.orders[4], vec![0, 3]);
+            let mut skip_first = fast.clone();
+            skip_first.orders[0] = vec![0, 3];
+            let mut st = skip_first.new_state();
+            assert!(
+                patterns(&skip_first, &mut st, "foo 192.0.2.1").is_empty(),
+                "the orders are what the loop follows"
+            );
+            let mut general = fast.clone();
+            general.orders.clear();
+            for check_all in [false, true] {
+                let (mut a, mut b) = (fast.new_state(), general.new_state());
+                a.set_check_all(check_all);
+                b.set_check_all(check_all);
+                for line in [
+                    "aa from 192.0.2.1",
+                    "foo 192.0.2.1",
+                    "foo 192.0.2.9",
+                    "foo 192.0.2.9 x",
+                    "foo foo 192.0.2.9",
+                    "bar xy 198.51.100.7 z",
+                    "bar bar 203.0.113.1",
+                    "bar x 203.0.113.9 z",
+                    "ab from 192.0.2.1",
+                    "nothing here",
+                ] {
+                    assert_eq!(
+                        patterns(&fast, &mut a, line),
+                        patterns(&general, &mut b, line),
+                        "{line:?} check_all={check_all}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
