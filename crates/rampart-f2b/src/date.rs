@@ -253,6 +253,10 @@ pub struct Template {
     kind: Kind,
     /// The anchored default syslog template, which has a hand-written fast path.
     fast_syslog: bool,
+    /// One of [`default_templates`]: known to compile (a unit test compiles them all), so
+    /// it is compiled on first use even when a `datepattern` (`{^LN-BEG}`, `{DEFAULT}`)
+    /// brings it in.
+    builtin: bool,
 }
 
 /// Reads `Mmm dd HH:MM:SS` (day `dd` or ` d`) at the start of `line` when it is followed by
@@ -373,6 +377,7 @@ impl Template {
             weight: 1.0,
             kind,
             fast_syslog: false,
+            builtin: false,
         })
     }
 
@@ -541,11 +546,13 @@ fn default_templates(year: &str) -> Result<Vec<Arc<Template>>, String> {
     let mut anchored = Vec::new();
     let mut plain = Vec::new();
     for f in DEFAULT_FORMATS {
-        let t = template_for(f, year)?;
+        let mut t = template_for(f, year)?;
+        t.builtin = true;
         if !f.starts_with("{^LN-BEG}") && !f.starts_with('^') {
             let mut a = template_for(&format!("{{^LN-BEG}}{f}"), year)?;
             a.weight = 100.0;
             a.fast_syslog = f == DEFAULT_FORMATS[1];
+            a.builtin = true;
             anchored.push(Arc::new(a));
         }
         plain.push(Arc::new(t));
@@ -704,9 +711,9 @@ impl DateDetector {
             }
         }
         if datepattern.is_some() {
-            // A datepattern's templates are checked now (errors belong to the load);
-            // the built-in ones compile when first tried.
-            for t in &templates {
+            // A datepattern's own templates are checked now (errors belong to the load);
+            // the built-in ones (`{^LN-BEG}`, `{DEFAULT}`) compile when first tried.
+            for t in templates.iter().filter(|t| !t.builtin) {
                 t.compile()?;
             }
         }
@@ -1267,6 +1274,32 @@ mod tests {
         assert!(DateDetector::new(Some("^(%Y-%m-%d"), cet(), 2026).is_err());
         let d = DateDetector::new(Some("%Y-%m-%d %H:%M:%S"), cet(), 2026).unwrap();
         assert!(d.slots.iter().all(|s| s.t.regex.get().is_some()));
+    }
+
+    #[test]
+    fn built_in_templates_named_by_a_datepattern_compile_when_first_tried() {
+        for dp in ["{^LN-BEG}", "{DEFAULT}", "{^ln-beg}"] {
+            let d = DateDetector::new(Some(dp), cet(), 2026).unwrap();
+            assert!(d.slots.len() > 10, "{dp}");
+            assert!(d.slots.iter().all(|s| s.t.regex.get().is_none()), "{dp}");
+        }
+        // A datepattern's own lines are still compiled (and checked) at load.
+        let d = DateDetector::new(Some("{^LN-BEG}\n%d.%m.%Y %H:%M"), cet(), 2026).unwrap();
+        let own: Vec<bool> = d.slots.iter().map(|s| s.t.regex.get().is_some()).collect();
+        assert_eq!(own.iter().filter(|c| **c).count(), 1);
+        assert!(d
+            .slots
+            .iter()
+            .any(|s| s.t.name.contains("%d.%m.%Y") && s.t.regex.get().is_some()));
+        let e = DateDetector::new(Some("{^LN-BEG}\n^(%Y-%m-%d"), cet(), 2026).unwrap_err();
+        assert_eq!(
+            e,
+            DateDetector::new(Some("^(%Y-%m-%d"), cet(), 2026).unwrap_err()
+        );
+        // Lazily compiled, the templates find the same dates.
+        let (text, t) = find(Some("{^LN-BEG}"), "2005-08-14 12:00:01 host x").unwrap();
+        assert_eq!(text, "2005-08-14 12:00:01");
+        assert_eq!(t.as_deref(), Some("2005-08-14T10:00:01Z"));
     }
 
     fn find(dp: Option<&str>, line: &str) -> Option<(String, Option<String>)> {
