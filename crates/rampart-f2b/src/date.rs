@@ -276,7 +276,7 @@ fn fast_syslog(line: &str) -> Option<(Parts, usize)> {
         b[1].to_ascii_lowercase(),
         b[2].to_ascii_lowercase(),
     ];
-    let month = A_MONTH.iter().position(|m| m.as_bytes() == mon)? as u32 + 1;
+    let month = month_of_abbr(mon)?;
     let two = |x: u8, y: u8| -> Option<u32> {
         (x.is_ascii_digit() && y.is_ascii_digit())
             .then(|| u32::from(x - b'0') * 10 + u32::from(y - b'0'))
@@ -300,6 +300,25 @@ fn fast_syslog(line: &str) -> Option<(Parts, usize)> {
         },
         15,
     ))
+}
+
+/// The number of a month from its lower-case abbreviation (the index in [`A_MONTH`] + 1).
+fn month_of_abbr(m: [u8; 3]) -> Option<u32> {
+    Some(match &m {
+        b"jan" => 1,
+        b"feb" => 2,
+        b"mar" => 3,
+        b"apr" => 4,
+        b"may" => 5,
+        b"jun" => 6,
+        b"jul" => 7,
+        b"aug" => 8,
+        b"sep" => 9,
+        b"oct" => 10,
+        b"nov" => 11,
+        b"dec" => 12,
+        _ => return None,
+    })
 }
 
 /// What may follow the 15 date bytes for [`fast_syslog`]: the end of the line, or a space
@@ -901,7 +920,8 @@ impl DateDetector {
         self.last_idx = i;
         let (span, time) = match fast {
             Some(p) => {
-                let time = finish(p, &self.zone, now, &mut self.zcache);
+                // (`fast_last` is this path's cache, keyed by the text)
+                let time = finish_uncached(p, &self.zone, now, &mut self.zcache);
                 let mut text = [0; 15];
                 text.copy_from_slice(&line.as_bytes()[..15]);
                 self.fast_last = Some(FastLast { text, now, time });
@@ -1407,6 +1427,17 @@ mod tests {
             d.last_idx,
             d.first_unused,
         )
+    }
+
+    #[test]
+    fn month_abbreviations_map_to_their_numbers() {
+        for (k, m) in A_MONTH.iter().enumerate() {
+            let b = m.as_bytes();
+            assert_eq!(month_of_abbr([b[0], b[1], b[2]]), Some(k as u32 + 1), "{m}");
+        }
+        for bad in [*b"Jan", *b"ju ", *b"xyz", *b"ja\0", *b"dez"] {
+            assert_eq!(month_of_abbr(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
