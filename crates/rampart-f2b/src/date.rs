@@ -253,6 +253,10 @@ pub struct Template {
     kind: Kind,
     /// The anchored default syslog template, which has a hand-written fast path.
     fast_syslog: bool,
+    /// One of [`default_templates`]: known to compile (a unit test compiles them all), so
+    /// it is compiled on first use even when a `datepattern` (`{^LN-BEG}`, `{DEFAULT}`)
+    /// brings it in.
+    builtin: bool,
 }
 
 /// Reads `Mmm dd HH:MM:SS` (day `dd` or ` d`) at the start of `line` when it is followed by
@@ -264,17 +268,15 @@ fn fast_syslog(line: &str) -> Option<(Parts, usize)> {
     if b.len() < 15 || b[3] != b' ' || b[6] != b' ' || b[9] != b':' || b[12] != b':' {
         return None;
     }
-    match b.get(15) {
-        None => {}
-        Some(b' ') if !b.get(16).is_some_and(u8::is_ascii_digit) => {}
-        Some(_) => return None,
+    if !fast_syslog_tail(b) {
+        return None;
     }
     let mon = [
         b[0].to_ascii_lowercase(),
         b[1].to_ascii_lowercase(),
         b[2].to_ascii_lowercase(),
     ];
-    let month = A_MONTH.iter().position(|m| m.as_bytes() == mon)? as u32 + 1;
+    let month = month_of_abbr(mon)?;
     let two = |x: u8, y: u8| -> Option<u32> {
         (x.is_ascii_digit() && y.is_ascii_digit())
             .then(|| u32::from(x - b'0') * 10 + u32::from(y - b'0'))
@@ -298,6 +300,45 @@ fn fast_syslog(line: &str) -> Option<(Parts, usize)> {
         },
         15,
     ))
+}
+
+/// The number of a month from its lower-case abbreviation (the index in [`A_MONTH`] + 1).
+fn month_of_abbr(m: [u8; 3]) -> Option<u32> {
+    Some(match &m {
+        b"jan" => 1,
+        b"feb" => 2,
+        b"mar" => 3,
+        b"apr" => 4,
+        b"may" => 5,
+        b"jun" => 6,
+        b"jul" => 7,
+        b"aug" => 8,
+        b"sep" => 9,
+        b"oct" => 10,
+        b"nov" => 11,
+        b"dec" => 12,
+        _ => return None,
+    })
+}
+
+/// What may follow the 15 date bytes for [`fast_syslog`]: the end of the line, or a space
+/// and a non-digit (`b` has at least 15 bytes).
+fn fast_syslog_tail(b: &[u8]) -> bool {
+    match b.get(15) {
+        None => true,
+        Some(b' ') => !b.get(16).is_some_and(u8::is_ascii_digit),
+        Some(_) => false,
+    }
+}
+
+/// The last line [`fast_syslog`] read: its 15 date bytes, `now`, and the converted time.
+/// Consecutive syslog lines very often carry the same second; the time depends only on
+/// these bytes, `now` and the detector's fixed zone, so an equal key gives the same result.
+#[derive(Debug, Clone, Copy)]
+struct FastLast {
+    text: [u8; 15],
+    now: i64,
+    time: Option<Timestamp>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -373,6 +414,7 @@ impl Template {
             weight: 1.0,
             kind,
             fast_syslog: false,
+            builtin: false,
         })
     }
 
@@ -541,11 +583,13 @@ fn default_templates(year: &str) -> Result<Vec<Arc<Template>>, String> {
     let mut anchored = Vec::new();
     let mut plain = Vec::new();
     for f in DEFAULT_FORMATS {
-        let t = template_for(f, year)?;
+        let mut t = template_for(f, year)?;
+        t.builtin = true;
         if !f.starts_with("{^LN-BEG}") && !f.starts_with('^') {
             let mut a = template_for(&format!("{{^LN-BEG}}{f}"), year)?;
             a.weight = 100.0;
             a.fast_syslog = f == DEFAULT_FORMATS[1];
+            a.builtin = true;
             anchored.push(Arc::new(a));
         }
         plain.push(Arc::new(t));
@@ -606,6 +650,7 @@ pub struct DateDetector {
     zone: DefaultZone,
     caps: Caps,
     zcache: ZoneCache,
+    fast_last: Option<FastLast>,
     /// Searches that hit the backtracking step limit.
     pub limit_hits: u64,
 }
@@ -704,9 +749,9 @@ impl DateDetector {
             }
         }
         if datepattern.is_some() {
-            // A datepattern's templates are checked now (errors belong to the load);
-            // the built-in ones compile when first tried.
-            for t in &templates {
+            // A datepattern's own templates are checked now (errors belong to the load);
+            // the built-in ones (`{^LN-BEG}`, `{DEFAULT}`) compile when first tried.
+            for t in templates.iter().filter(|t| !t.builtin) {
                 t.compile()?;
             }
         }
@@ -728,6 +773,7 @@ impl DateDetector {
             zone,
             caps: Caps::default(),
             zcache: ZoneCache::default(),
+            fast_last: None,
             limit_hits: 0,
         })
     }
@@ -776,6 +822,9 @@ impl DateDetector {
         if i < n && self.slots[i].t.fast_syslog {
             // The anchored syslog template was used last: read the common strict form by
             // hand (exactly what the regex would match), else fall back to the regex.
+            if let Some(time) = self.fast_same_text(line, now) {
+                return Some(self.fast_hit(i, line, now, time));
+            }
             if let Some((p, end)) = fast_syslog(line) {
                 self.slots[i].t_hits += 1;
                 fast = Some(p);
@@ -870,7 +919,14 @@ impl DateDetector {
         }
         self.last_idx = i;
         let (span, time) = match fast {
-            Some(p) => ((s, e), finish(p, &self.zone, now, &mut self.zcache)),
+            Some(p) => {
+                // (`fast_last` is this path's cache, keyed by the text)
+                let time = finish_uncached(p, &self.zone, now, &mut self.zcache);
+                let mut text = [0; 15];
+                text.copy_from_slice(&line.as_bytes()[..15]);
+                self.fast_last = Some(FastLast { text, now, time });
+                ((s, e), time)
+            }
             None => {
                 // (the matched template, at its place after any reordering)
                 let t = Arc::clone(&self.slots[i].t);
@@ -885,6 +941,40 @@ impl DateDetector {
         };
         self.caps = caps;
         Some(DateHit { span, time })
+    }
+
+    /// The time of `line` when the syslog fast path would read it and its 15 date bytes
+    /// (and `now`) equal those of the last line it read: then the result is the same.
+    fn fast_same_text(&self, line: &str, now: i64) -> Option<Option<Timestamp>> {
+        let last = self.fast_last.as_ref()?;
+        let b = line.as_bytes();
+        (b.get(..15)? == last.text && last.now == now && fast_syslog_tail(b)).then_some(last.time)
+    }
+
+    /// The bookkeeping of [`DateDetector::find`] for a fast-path hit of slot `i` (the last
+    /// used one, so no reordering) that matched `line[..15]` (ASCII, as the fast path
+    /// checked): the same updates as the general path, without decoding characters.
+    fn fast_hit(&mut self, i: usize, line: &str, now: i64, time: Option<Timestamp>) -> DateHit {
+        let b = line.as_bytes();
+        let slot = &mut self.slots[i];
+        slot.t_hits += 1;
+        slot.hits += 1;
+        slot.last_used = now as f64;
+        slot.distance = 0;
+        if self.first_unused == i {
+            self.first_unused += 1;
+        }
+        self.last_pos = (0, None, Some(char::from(b[0])));
+        // (the byte after the date is a space or the line ends)
+        self.last_end = (
+            15,
+            Some(char::from(b[14])),
+            b.get(15).map(|&c| char::from(c)),
+        );
+        DateHit {
+            span: (0, 15),
+            time,
+        }
     }
 
     fn reorder(&mut self, num: usize) -> usize {
@@ -1267,6 +1357,153 @@ mod tests {
         assert!(DateDetector::new(Some("^(%Y-%m-%d"), cet(), 2026).is_err());
         let d = DateDetector::new(Some("%Y-%m-%d %H:%M:%S"), cet(), 2026).unwrap();
         assert!(d.slots.iter().all(|s| s.t.regex.get().is_some()));
+    }
+
+    #[test]
+    fn built_in_templates_named_by_a_datepattern_compile_when_first_tried() {
+        for dp in ["{^LN-BEG}", "{DEFAULT}", "{^ln-beg}"] {
+            let d = DateDetector::new(Some(dp), cet(), 2026).unwrap();
+            assert!(d.slots.len() > 10, "{dp}");
+            assert!(d.slots.iter().all(|s| s.t.regex.get().is_none()), "{dp}");
+        }
+        // A datepattern's own lines are still compiled (and checked) at load.
+        let d = DateDetector::new(Some("{^LN-BEG}\n%d.%m.%Y %H:%M"), cet(), 2026).unwrap();
+        let own: Vec<bool> = d.slots.iter().map(|s| s.t.regex.get().is_some()).collect();
+        assert_eq!(own.iter().filter(|c| **c).count(), 1);
+        assert!(d
+            .slots
+            .iter()
+            .any(|s| s.t.name.contains("%d.%m.%Y") && s.t.regex.get().is_some()));
+        let e = DateDetector::new(Some("{^LN-BEG}\n^(%Y-%m-%d"), cet(), 2026).unwrap_err();
+        assert_eq!(
+            e,
+            DateDetector::new(Some("^(%Y-%m-%d"), cet(), 2026).unwrap_err()
+        );
+        // Lazily compiled, the templates find the same dates.
+        let (text, t) = find(Some("{^LN-BEG}"), "2005-08-14 12:00:01 host x").unwrap();
+        assert_eq!(text, "2005-08-14 12:00:01");
+        assert_eq!(t.as_deref(), Some("2005-08-14T10:00:01Z"));
+    }
+
+    /// The same detector with the syslog fast path switched off (the regex reads every
+    /// line): the reference for the fast path and its caches.
+    fn without_fast_path(d: &DateDetector) -> DateDetector {
+        let mut r = d.clone();
+        for s in &mut r.slots {
+            if s.t.fast_syslog {
+                s.t = Arc::new(Template {
+                    name: s.t.name.clone(),
+                    regex: OnceLock::new(),
+                    source: s.t.source.clone(),
+                    flags: s.t.flags,
+                    weight: s.t.weight,
+                    kind: s.t.kind,
+                    fast_syslog: false,
+                    builtin: s.t.builtin,
+                });
+            }
+        }
+        r
+    }
+
+    /// Everything `find` updates, for comparing two detectors.
+    #[allow(clippy::type_complexity)]
+    fn state(
+        d: &DateDetector,
+    ) -> (
+        Vec<(String, u64, u64, f64, usize)>,
+        (usize, Option<char>, Option<char>),
+        (usize, Option<char>, Option<char>),
+        usize,
+        usize,
+    ) {
+        (
+            d.slots
+                .iter()
+                .map(|s| (s.t.name.clone(), s.hits, s.t_hits, s.last_used, s.distance))
+                .collect(),
+            d.last_pos,
+            d.last_end,
+            d.last_idx,
+            d.first_unused,
+        )
+    }
+
+    #[test]
+    fn month_abbreviations_map_to_their_numbers() {
+        for (k, m) in A_MONTH.iter().enumerate() {
+            let b = m.as_bytes();
+            assert_eq!(month_of_abbr([b[0], b[1], b[2]]), Some(k as u32 + 1), "{m}");
+        }
+        for bad in [*b"Jan", *b"ju ", *b"xyz", *b"ja\0", *b"dez"] {
+            assert_eq!(month_of_abbr(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn syslog_fast_path_and_its_cache_answer_like_the_regex() {
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let tails = [
+            " host sshd[1]: x",
+            "",
+            " 2005 host x",
+            " é host",
+            "x host",
+            " ",
+            "  host",
+            ".123 host",
+            " host\u{e9}t\u{e9}",
+        ];
+        for dp in [None, Some("{^LN-BEG}"), Some("{DEFAULT}")] {
+            for zone in [cet(), DefaultZone::Fixed(90), DefaultZone::Fixed(0)] {
+                let mut fast = DateDetector::new(dp, zone, 2026).unwrap();
+                let mut slow = without_fast_path(&fast);
+                // Around a new year (year inference), across DST (CET).
+                let mut now = 1_136_073_000; // 2005-12-31T23:50:00Z
+                let mut line = String::new();
+                let mut fast_hits = 0;
+                for step in 0..4000 {
+                    if rnd(3) != 0 {
+                        // a new line, else the same date text again
+                        line.clear();
+                        match rnd(12) {
+                            0 => line.push_str("2005-12-31 23:59:59 host x"),
+                            1 => line.push_str("Sat Dec 31 23:59:59 host"),
+                            _ => {
+                                let mon = ["Dec", "Jan", "Mar", "Oct", "dec"][rnd(5) as usize];
+                                let day = [" 1", "31", "01", "26", "00", " 0", "32", "27"]
+                                    [rnd(8) as usize];
+                                let hh = ["23", "00", "01", "02", "24", "03"][rnd(6) as usize];
+                                let mm = ["59", "00", "60", "30"][rnd(4) as usize];
+                                let ss = ["59", "00", "60", "58"][rnd(4) as usize];
+                                line.push_str(&format!("{mon} {day} {hh}:{mm}:{ss}"));
+                            }
+                        }
+                    }
+                    let mut l = line.clone();
+                    l.push_str(tails[rnd(tails.len() as u64) as usize]);
+                    if rnd(20) == 0 {
+                        now += 3600 * 24 * rnd(40) as i64;
+                    } else if rnd(4) == 0 {
+                        now += 1;
+                    }
+                    let a = fast.find(&l, now);
+                    let b = slow.find(&l, now);
+                    assert_eq!(a, b, "step {step}: {l:?} at {now}");
+                    assert_eq!(state(&fast), state(&slow), "step {step}: {l:?} at {now}");
+                    if fast.fast_last.is_some_and(|f| f.text == l.as_bytes()[..15]) {
+                        fast_hits += 1;
+                    }
+                }
+                assert!(fast_hits > 300, "fast path used {fast_hits} times");
+            }
+        }
     }
 
     fn find(dp: Option<&str>, line: &str) -> Option<(String, Option<String>)> {
