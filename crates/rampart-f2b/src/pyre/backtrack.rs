@@ -850,6 +850,41 @@ impl Machine<'_> {
         self.prev_char(pos).is_some_and(is_word) != self.next_char(pos).is_some_and(is_word)
     }
 
+    /// The end of the longest run of `one` from `pos`, and how many characters it has
+    /// (what calling [`Machine::one`] until it fails gives): ASCII bytes of a class or
+    /// `.` in a tight loop, the general path from the first other byte on.
+    #[inline]
+    fn star_run(&self, one: One, pos: usize) -> (usize, u64) {
+        let bytes = self.text.as_bytes();
+        let mut hi = pos;
+        match one {
+            One::Class(i) => {
+                let t = &self.prog.ascii[i];
+                while let Some(&b) = bytes.get(hi) {
+                    if b >= 0x80 || t[usize::from(b >> 6)] >> (b & 63) & 1 == 0 {
+                        break;
+                    }
+                    hi += 1;
+                }
+            }
+            One::Any => {
+                while let Some(&b) = bytes.get(hi) {
+                    if b >= 0x80 || b == b'\n' {
+                        break;
+                    }
+                    hi += 1;
+                }
+            }
+            _ => {}
+        }
+        let mut n = (hi - pos) as u64;
+        while let Some(next) = self.one(one, hi) {
+            hi = next;
+            n += 1;
+        }
+        (hi, n)
+    }
+
     /// The position after one `one` at `pos`, if it matches there.
     #[inline]
     fn one(&self, one: One, pos: usize) -> Option<usize> {
@@ -1175,11 +1210,8 @@ impl Machine<'_> {
                     Inst::RepCheck(r) => self.regs[r] != pos,
                     Inst::Star(one) => {
                         let lo = pos;
-                        let mut hi = pos;
-                        while let Some(n) = self.one(one, hi) {
-                            hi = n;
-                            self.steps += 1;
-                        }
+                        let (hi, n) = self.star_run(one, pos);
+                        self.steps += n;
                         if self.steps > STEP_LIMIT {
                             self.stack.truncate(base);
                             return Err(StepLimit);
@@ -1380,6 +1412,44 @@ mod tests {
         let t = "ab".repeat(40);
         let mut a = Vec::new();
         assert_eq!(fused.search(&t, 0, t.len(), &mut a), Err(StepLimit));
+    }
+
+    #[test]
+    fn star_runs_end_where_single_characters_stop() {
+        let mut g = Gen(0x2545_f491_4f6c_dd1d);
+        let texts = texts(&mut g, 2000);
+        for p in [
+            r"[^:]*", r"\S*", r"\d*", r"[a-c ]*", r".*", r"(?s:.)*", r"[éa]*", r"b*",
+        ] {
+            let parsed = parse(p, false).unwrap();
+            let prog = Prog::compile(&parsed.node, parsed.groups).unwrap();
+            let one = prog
+                .insts
+                .iter()
+                .find_map(|i| match i {
+                    Inst::Star(o) => Some(*o),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("{p}: no Star"));
+            for t in &texts {
+                let m = Machine {
+                    prog: &prog,
+                    text: t,
+                    steps: 0,
+                    slots: Vec::new(),
+                    regs: Vec::new(),
+                    stack: Vec::new(),
+                };
+                for pos in (0..=t.len()).filter(|&i| t.is_char_boundary(i)) {
+                    let (mut hi, mut n) = (pos, 0);
+                    while let Some(next) = m.one(one, hi) {
+                        hi = next;
+                        n += 1;
+                    }
+                    assert_eq!(m.star_run(one, pos), (hi, n), "{p} on {t:?} at {pos}");
+                }
+            }
+        }
     }
 
     #[test]
