@@ -43,6 +43,16 @@ enum Inst {
     /// then continues at pc + 1, giving back one character at a time on backtracking
     /// (what `Split`, body, `Jmp` would do, in far fewer steps).
     Star(One),
+    /// The run of ASCII `Char`s from here on, `lits[i]`, compared in one go; continues
+    /// after the run (the `Char`s stay in place as jump targets). Counts the steps the
+    /// `Char`s would have taken.
+    Lit(usize),
+    /// A look-ahead whose body is only the ASCII string `lits[i]`: a prefix test
+    /// instead of a nested run, with the steps that run would have taken.
+    LookLit {
+        negate: bool,
+        lit: usize,
+    },
     Match,
 }
 
@@ -86,6 +96,8 @@ pub struct Prog {
     firsts: Vec<(First, First)>,
     /// The strings each [`Inst::Need`] requires.
     needs: Vec<Vec<String>>,
+    /// The ASCII strings of [`Inst::Lit`] and [`Inst::LookLit`].
+    lits: Vec<Box<[u8]>>,
     slots: usize,
     regs: usize,
     anchored: bool,
@@ -477,6 +489,12 @@ fn class_has(cl: &Class, c: char) -> bool {
 impl Prog {
     /// Compiles a parsed pattern with `groups` capture groups.
     pub fn compile(node: &Node, groups: usize) -> Result<Self, String> {
+        Self::compile_with(node, groups, true)
+    }
+
+    /// [`Prog::compile`]; `fuse`: with [`Inst::Lit`] and [`Inst::LookLit`] (the tests
+    /// compare against the program without them).
+    fn compile_with(node: &Node, groups: usize, fuse: bool) -> Result<Self, String> {
         let mut c = Compiler {
             insts: Vec::new(),
             classes: Vec::new(),
@@ -514,11 +532,18 @@ impl Prog {
                 firsts.push((first_of(&c.insts, &ascii, pc + 1), First::ALL));
             }
         }
+        let mut insts = c.insts;
+        let lits = if fuse {
+            fuse_literals(&mut insts)
+        } else {
+            Vec::new()
+        };
         Ok(Prog {
+            lits,
             split_at,
             firsts,
             ascii,
-            insts: c.insts,
+            insts,
             classes: c.classes,
             needs: c.needs,
             slots: 2 * (groups + 1),
@@ -535,6 +560,17 @@ impl Prog {
         end: usize,
         slots: &mut Vec<Option<usize>>,
     ) -> Result<bool, StepLimit> {
+        self.search_counting(text, start, end, slots).0
+    }
+
+    /// [`Prog::search`], and the steps it took.
+    fn search_counting(
+        &self,
+        text: &str,
+        start: usize,
+        end: usize,
+        slots: &mut Vec<Option<usize>>,
+    ) -> (Result<bool, StepLimit>, u64) {
         let text = &text[..end];
         let (mut stack, mut mslots, mut regs) =
             SCRATCH.with(|c| std::mem::take(&mut *c.borrow_mut()));
@@ -552,13 +588,14 @@ impl Prog {
             stack,
         };
         let r = self.search_with(&mut m, start, slots);
+        let steps = m.steps;
         let scratch = (
             std::mem::take(&mut m.stack),
             std::mem::take(&mut m.slots),
             std::mem::take(&mut m.regs),
         );
         SCRATCH.with(|c| *c.borrow_mut() = scratch);
-        r
+        (r, steps)
     }
 
     fn search_with(
@@ -692,6 +729,57 @@ fn first_of(insts: &[Inst], ascii: &[[u64; 2]], start: usize) -> First {
     out
 }
 
+/// The ASCII string spelt by the `Char`s from `pc` on (as long as they last).
+fn ascii_run(insts: &[Inst], pc: usize) -> Vec<u8> {
+    insts[pc..]
+        .iter()
+        .map_while(|i| match *i {
+            Inst::Char(c) if c.is_ascii() => Some(c as u8),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Turns each run of two or more ASCII `Char`s into an [`Inst::Lit`] at every position
+/// of the run but the last (so a jump into the middle finds the rest of the run), and
+/// each look-ahead whose body is one ASCII string into an [`Inst::LookLit`]. Runs after
+/// the first-byte sets are computed: they read the `Char`s, which stay where they were.
+fn fuse_literals(insts: &mut [Inst]) -> Vec<Box<[u8]>> {
+    let mut lits: Vec<Box<[u8]>> = Vec::new();
+    for pc in 0..insts.len() {
+        if let Inst::Look {
+            ahead: true,
+            negate,
+            body,
+            ..
+        } = insts[pc]
+        {
+            let run = ascii_run(insts, body);
+            if !run.is_empty() && matches!(insts.get(body + run.len()), Some(Inst::Match)) {
+                lits.push(run.into_boxed_slice());
+                insts[pc] = Inst::LookLit {
+                    negate,
+                    lit: lits.len() - 1,
+                };
+            }
+        }
+    }
+    for pc in 0..insts.len() {
+        let run = ascii_run(insts, pc);
+        if run.len() >= 2 {
+            lits.push(run.into_boxed_slice());
+            insts[pc] = Inst::Lit(lits.len() - 1);
+        }
+    }
+    lits
+}
+
+/// How many leading bytes `a` and `b` share.
+#[inline]
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
 fn starts_anchored(n: &Node) -> bool {
     match n {
         Node::Start { multiline: false } | Node::StartText => true,
@@ -760,6 +848,41 @@ impl Machine<'_> {
     }
     fn at_word_boundary(&self, pos: usize) -> bool {
         self.prev_char(pos).is_some_and(is_word) != self.next_char(pos).is_some_and(is_word)
+    }
+
+    /// The end of the longest run of `one` from `pos`, and how many characters it has
+    /// (what calling [`Machine::one`] until it fails gives): ASCII bytes of a class or
+    /// `.` in a tight loop, the general path from the first other byte on.
+    #[inline]
+    fn star_run(&self, one: One, pos: usize) -> (usize, u64) {
+        let bytes = self.text.as_bytes();
+        let mut hi = pos;
+        match one {
+            One::Class(i) => {
+                let t = &self.prog.ascii[i];
+                while let Some(&b) = bytes.get(hi) {
+                    if b >= 0x80 || t[usize::from(b >> 6)] >> (b & 63) & 1 == 0 {
+                        break;
+                    }
+                    hi += 1;
+                }
+            }
+            One::Any => {
+                while let Some(&b) = bytes.get(hi) {
+                    if b >= 0x80 || b == b'\n' {
+                        break;
+                    }
+                    hi += 1;
+                }
+            }
+            _ => {}
+        }
+        let mut n = (hi - pos) as u64;
+        while let Some(next) = self.one(one, hi) {
+            hi = next;
+            n += 1;
+        }
+        (hi, n)
     }
 
     /// The position after one `one` at `pos`, if it matches there.
@@ -951,6 +1074,41 @@ impl Machine<'_> {
                         pc = a;
                         continue;
                     }
+                    Inst::Lit(i) => {
+                        let lit = &self.prog.lits[i];
+                        let rest = self.text.as_bytes().get(pos..).unwrap_or_default();
+                        let k = common_prefix(lit, rest);
+                        if k == lit.len() {
+                            // One step per `Char`, this one counted above.
+                            self.steps += k as u64 - 1;
+                            pos += k;
+                            pc += k;
+                            continue;
+                        }
+                        self.steps += k as u64;
+                        if self.steps > STEP_LIMIT {
+                            self.stack.truncate(base);
+                            return Err(StepLimit);
+                        }
+                        false
+                    }
+                    Inst::LookLit { negate, lit } => {
+                        let lit = &self.prog.lits[lit];
+                        let rest = self.text.as_bytes().get(pos..).unwrap_or_default();
+                        let k = common_prefix(lit, rest);
+                        // The nested run: one step per `Char` tried (the failing one
+                        // included) or, on a match, per `Char` and its `Match`.
+                        self.steps += k as u64 + 1;
+                        if self.steps > STEP_LIMIT {
+                            self.stack.truncate(base);
+                            return Err(StepLimit);
+                        }
+                        if (k == lit.len()) != negate {
+                            pc += 1;
+                            continue;
+                        }
+                        false
+                    }
                     Inst::Need(i) => {
                         let rest = &self.text[pos..];
                         self.prog.needs[i].iter().all(|n| rest.contains(n.as_str()))
@@ -1052,11 +1210,8 @@ impl Machine<'_> {
                     Inst::RepCheck(r) => self.regs[r] != pos,
                     Inst::Star(one) => {
                         let lo = pos;
-                        let mut hi = pos;
-                        while let Some(n) = self.one(one, hi) {
-                            hi = n;
-                            self.steps += 1;
-                        }
+                        let (hi, n) = self.star_run(one, pos);
+                        self.steps += n;
                         if self.steps > STEP_LIMIT {
                             self.stack.truncate(base);
                             return Err(StepLimit);
@@ -1124,6 +1279,177 @@ mod tests {
         assert_eq!(m[1].as_deref(), Some("invalid user "));
         assert_eq!(m[2].as_deref(), Some("a b"));
         assert_eq!(m[3], None);
+    }
+
+    /// A small deterministic generator (xorshift) for the comparison tests.
+    struct Gen(u64);
+    impl Gen {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    /// Patterns whose programs use the fused instructions: literal runs entered at their
+    /// start and in their middle, literal look-aheads of both signs, and sshd's shapes.
+    const FUSED: &[&str] = &[
+        r"abc",
+        r"(?:ab)*abc",
+        r"a(?:bcd|bce)+",
+        r"(?:x|ab)cd",
+        r"(?:(?! fr).)*? fro",
+        r"^(?:(?! ab).)*$",
+        r"(?=ab)a(b)",
+        r"(?!ab)\w+",
+        r"(ab|a)(?(1)bc|c)",
+        r"((?:ab)+)?c: ",
+        r"^Failed (?:(?P<nofail>publickey)|\S+) for (?P<cond_inv>invalid user )?(?P<user>(?P<cond_user>\S+)|(?(cond_inv)(?:(?! from ).)*?|[^:]+)) from (?P<ip>\S+)(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?(?(cond_user): |(?:(?:(?! from ).)*)$)",
+    ];
+
+    /// Random texts over an alphabet that makes the literals above match in part, in
+    /// whole and not at all, with a non-ASCII character.
+    fn texts(g: &mut Gen, n: usize) -> Vec<String> {
+        const WORDS: &[&str] = &[
+            "a",
+            "b",
+            "c",
+            "ab",
+            "abc",
+            "bcd",
+            "bce",
+            " ",
+            " fr",
+            " from ",
+            ": ",
+            "é",
+            "x",
+            "cd",
+            "Failed ",
+            "password",
+            "publickey",
+            " for ",
+            "invalid user ",
+            "root",
+            "1.2.3.4",
+            " port 22",
+            " ssh2",
+            "\n",
+        ];
+        // sshd's lines, with their parts varied.
+        const PARTS: &[&[&str]] = &[
+            &["Failed ", "Failed  ", "failed "],
+            &["password", "publickey", "none", "é"],
+            &[" for "],
+            &["", "invalid user ", "invalid user  "],
+            &["root", "a b", "a:b", "from", " from ", "é x", ""],
+            &[" from "],
+            &["192.0.2.1", "2001:db8::1", "x from y"],
+            &["", " port 22", " port 22 port 23", " on x"],
+            &["", " ssh2", " ssh"],
+            &["", ": RSA SHA256:x", ": ", " from z", "\n"],
+        ];
+        let mut out: Vec<String> = (0..n)
+            .map(|_| {
+                (0..g.below(12))
+                    .map(|_| WORDS[g.below(WORDS.len())])
+                    .collect()
+            })
+            .collect();
+        out.extend((0..n).map(|_| {
+            PARTS
+                .iter()
+                .map(|p| p[g.below(p.len())])
+                .collect::<String>()
+        }));
+        out
+    }
+
+    #[test]
+    fn fused_literals_give_the_same_matches_groups_and_steps_as_single_chars() {
+        let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+        let texts = texts(&mut g, 3000);
+        for p in FUSED {
+            let parsed = parse(p, false).unwrap();
+            let fused = Prog::compile_with(&parsed.node, parsed.groups, true).unwrap();
+            let plain = Prog::compile_with(&parsed.node, parsed.groups, false).unwrap();
+            assert!(!fused.lits.is_empty(), "{p}: nothing fused");
+            assert!(plain.lits.is_empty());
+            let mut hits = 0;
+            for t in &texts {
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                let ra = fused.search_counting(t, 0, t.len(), &mut a);
+                let rb = plain.search_counting(t, 0, t.len(), &mut b);
+                assert_eq!(ra, rb, "{p} on {t:?}");
+                if ra.0 == Ok(true) {
+                    hits += 1;
+                    assert_eq!(a, b, "{p} on {t:?}");
+                }
+            }
+            assert!(hits > 0, "{p}: no text matched");
+        }
+    }
+
+    #[test]
+    fn fused_literals_hit_the_step_limit_where_single_chars_do() {
+        // Nested loops over a literal run and a literal look-ahead: exponential work
+        // that ends on the step limit in both programs, and at the same count below it.
+        let p = r"^(?:(?:(?!abz)ab)+)+c";
+        let parsed = parse(p, false).unwrap();
+        let fused = Prog::compile_with(&parsed.node, parsed.groups, true).unwrap();
+        let plain = Prog::compile_with(&parsed.node, parsed.groups, false).unwrap();
+        for n in [3, 6, 9, 12, 40] {
+            let t = "ab".repeat(n);
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let ra = fused.search_counting(&t, 0, t.len(), &mut a);
+            let rb = plain.search_counting(&t, 0, t.len(), &mut b);
+            assert_eq!(ra.0, rb.0, "{n}");
+            if rb.0.is_ok() {
+                assert_eq!(ra.1, rb.1, "{n}");
+            }
+        }
+        let t = "ab".repeat(40);
+        let mut a = Vec::new();
+        assert_eq!(fused.search(&t, 0, t.len(), &mut a), Err(StepLimit));
+    }
+
+    #[test]
+    fn star_runs_end_where_single_characters_stop() {
+        let mut g = Gen(0x2545_f491_4f6c_dd1d);
+        let texts = texts(&mut g, 2000);
+        for p in [
+            r"[^:]*", r"\S*", r"\d*", r"[a-c ]*", r".*", r"(?s:.)*", r"[éa]*", r"b*",
+        ] {
+            let parsed = parse(p, false).unwrap();
+            let prog = Prog::compile(&parsed.node, parsed.groups).unwrap();
+            let one = prog
+                .insts
+                .iter()
+                .find_map(|i| match i {
+                    Inst::Star(o) => Some(*o),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("{p}: no Star"));
+            for t in &texts {
+                let m = Machine {
+                    prog: &prog,
+                    text: t,
+                    steps: 0,
+                    slots: Vec::new(),
+                    regs: Vec::new(),
+                    stack: Vec::new(),
+                };
+                for pos in (0..=t.len()).filter(|&i| t.is_char_boundary(i)) {
+                    let (mut hi, mut n) = (pos, 0);
+                    while let Some(next) = m.one(one, hi) {
+                        hi = next;
+                        n += 1;
+                    }
+                    assert_eq!(m.star_run(one, pos), (hi, n), "{p} on {t:?} at {pos}");
+                }
+            }
+        }
     }
 
     #[test]
