@@ -863,7 +863,8 @@ impl F2bFilter {
 
     /// Processes one line and returns every result, pending and `nofail` ones included.
     pub fn process_line_all(&self, state: &mut State, line: &[u8], now: i64) -> Vec<Failure> {
-        let text = match std::str::from_utf8(line) {
+        // (simdutf8's check, which accepts exactly what std's does, with vector code)
+        let text = match simdutf8::basic::from_utf8(line) {
             Ok(t) => std::borrow::Cow::Borrowed(t),
             Err(_) => String::from_utf8_lossy(line),
         };
@@ -2013,6 +2014,35 @@ mod tests {
             }
         }
         assert!(tried >= 6, "{tried}");
+    }
+
+    #[test]
+    fn lines_that_are_not_utf8_are_read_lossily() {
+        // The SIMD check takes what std's takes; a line that is not UTF-8 is read with
+        // U+FFFD in place of the bad bytes, as before, and still matches.
+        let f = filter(&[r"^user (?P<user>\S+) from <HOST>$"]);
+        let mut st = f.new_state();
+        let mut line = b"user b".to_vec();
+        line.extend_from_slice(&[0xff, 0xc3]);
+        line.extend_from_slice(b"b from 192.0.2.4");
+        let got = f.process_line_all(&mut st, &line, 1_790_000_000);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].user.as_deref(), Some("b\u{fffd}\u{fffd}b"));
+        for bytes in [
+            &b"plain"[..],
+            "h\u{e9}llo \u{2003} \u{1f600}".as_bytes(),
+            &[0xed, 0xa0, 0x80],       // a surrogate
+            &[0xc0, 0xaf],             // overlong
+            &[0xf4, 0x90, 0x80, 0x80], // past U+10FFFF
+            &[0xe2, 0x82],             // cut short
+            &[b'a'; 70],
+        ] {
+            assert_eq!(
+                simdutf8::basic::from_utf8(bytes).ok(),
+                std::str::from_utf8(bytes).ok(),
+                "{bytes:?}"
+            );
+        }
     }
 
     #[test]
