@@ -350,6 +350,80 @@ pub struct F2bFilter {
 struct PrefFast {
     content: Dual,
     mlfid: Dual,
+    /// When `Q` can match empty and has no assertion: the bytes a non-empty match of `Q`
+    /// can start with (ASCII form). Where the mlfid is followed by none of them, `Q`
+    /// matches empty there and the content starts where the mlfid ends, so one search
+    /// (for `^P`) gives both ends. `None`: always search for `^PQ`.
+    q_first: Option<ByteSet>,
+}
+
+/// A set of bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    fn add_range(&mut self, lo: u8, hi: u8) {
+        for b in lo..=hi {
+            self.0[usize::from(b >> 6)] |= 1 << (b & 63);
+        }
+    }
+    fn union(&mut self, o: ByteSet) {
+        for (a, b) in self.0.iter_mut().zip(o.0) {
+            *a |= b;
+        }
+    }
+    fn contains(&self, b: u8) -> bool {
+        self.0[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+    }
+}
+
+/// The bytes a non-empty match of `hir` can start with, and whether it can match empty;
+/// `None` for what this does not follow (assertions, Unicode classes).
+fn first_bytes(hir: &regex_syntax::hir::Hir) -> Option<(ByteSet, bool)> {
+    use regex_syntax::hir::{Class, HirKind};
+    Some(match hir.kind() {
+        HirKind::Empty => (ByteSet::default(), true),
+        HirKind::Literal(l) => {
+            let mut f = ByteSet::default();
+            let b = *l.0.first()?;
+            f.add_range(b, b);
+            (f, false)
+        }
+        HirKind::Class(Class::Bytes(c)) => {
+            let mut f = ByteSet::default();
+            for r in c.ranges() {
+                f.add_range(r.start(), r.end());
+            }
+            (f, false)
+        }
+        HirKind::Class(Class::Unicode(_)) | HirKind::Look(_) => return None,
+        HirKind::Repetition(r) => {
+            let (f, n) = first_bytes(&r.sub)?;
+            (f, n || r.min == 0)
+        }
+        HirKind::Capture(c) => first_bytes(&c.sub)?,
+        HirKind::Concat(v) => {
+            let mut f = ByteSet::default();
+            for x in v {
+                let (g, n) = first_bytes(x)?;
+                f.union(g);
+                if !n {
+                    return Some((f, false));
+                }
+            }
+            (f, true)
+        }
+        HirKind::Alternation(v) => {
+            let mut f = ByteSet::default();
+            let mut any = false;
+            for x in v {
+                let (g, n) = first_bytes(x)?;
+                f.union(g);
+                any |= n;
+            }
+            (f, any)
+        }
+    })
 }
 
 impl PrefFast {
@@ -393,10 +467,42 @@ impl PrefFast {
             }
             Dual::new(vec![out], regex_automata::meta::Config::new)
         };
+        // `Q`, in the ASCII form (the shortcut is taken on ASCII lines only).
+        let q_first = {
+            let mut q = String::new();
+            for x in &items[2..n - 2] {
+                crate::pyre::emit::emit(x, &mut q);
+            }
+            regex_syntax::ParserBuilder::new()
+                .unicode(false)
+                .utf8(false)
+                .build()
+                .parse(&q)
+                .ok()
+                .and_then(|h| first_bytes(&h))
+                .and_then(|(f, nullable)| nullable.then_some(f))
+        };
         Some(PrefFast {
             content: emit(prefix)?,
             mlfid: emit(&items[..2])?,
+            q_first,
         })
+    }
+
+    /// Where the content starts in `line` (the end of `^PQ`) and, when that came from it,
+    /// where the mlfid ends; `ascii`: whether the line is ASCII.
+    fn split(&self, line: &str, ascii: bool) -> Option<(usize, Option<usize>)> {
+        if let (Some(qf), true) = (&self.q_first, ascii) {
+            // The match of `^PQ` is `P`'s preferred match, then `Q`'s preferred match
+            // from there (`Q` can match empty, so `P`'s first choice always completes);
+            // `Q`'s is empty when no non-empty match can start at the next byte.
+            let m = self.mlfid_end(line, true)?;
+            return match line.as_bytes().get(m) {
+                Some(&b) if qf.contains(b) => Some((self.content_end(line, true)?, Some(m))),
+                _ => Some((m, Some(m))),
+            };
+        }
+        Some((self.content_end(line, ascii)?, None))
     }
 
     /// Where the content starts in `line` (the end of `^PQ`); `ascii`: whether the line
@@ -925,6 +1031,7 @@ impl F2bFilter {
         // Quick reject without building anything: single-line buffer whose message (the
         // line after a leading date) no failregex can match, after the prefregex fast path.
         let mut content_start = None;
+        let mut known_mlfid_end = None;
         let mut set_hits = None;
         if self.def.maxlines == 1 {
             let msg = match cut {
@@ -936,10 +1043,11 @@ impl F2bFilter {
                 let ascii = is_ascii(msg);
                 let body = match (&self.pref, &self.pref_fast) {
                     (None, _) => Some(msg),
-                    (Some(_), Some(pf)) => match pf.content_end(msg, ascii) {
+                    (Some(_), Some(pf)) => match pf.split(msg, ascii) {
                         None => return Vec::new(),
-                        Some(e) if e < msg.len() => {
+                        Some((e, m)) if e < msg.len() => {
                             content_start = Some(e);
+                            known_mlfid_end = m;
                             Some(&msg[e..])
                         }
                         Some(_) => None,
@@ -962,7 +1070,14 @@ impl F2bFilter {
             }
             Some(_) | None => ("", "", text),
         };
-        self.find_failure(state, parts, date, now, content_start, set_hits)
+        self.find_failure(
+            state,
+            parts,
+            date,
+            now,
+            content_start.map(|c| (c, known_mlfid_end)),
+            set_hits,
+        )
     }
 
     /// Whether some failregex may match `buf` (the set of linear ones, then the literal
@@ -1076,9 +1191,12 @@ impl F2bFilter {
         parts: (&str, &str, &str),
         date: Option<Timestamp>,
         now: i64,
-        content_start: Option<usize>,
+        content_split: Option<(usize, Option<usize>)>,
         known_hits: Option<Hits>,
     ) -> Vec<Failure> {
+        // (where the content starts, and where the mlfid ends if known: prefregex fast
+        // path of a single-line buffer)
+        let content_start = content_split.map(|c| c.0);
         let mut out = Vec::new();
         let maxlines = self.def.maxlines.min(MAX_BUFFER_LINES);
         // A single-line buffer is rebuilt from each line, so no copy is kept in the state.
@@ -1171,7 +1289,7 @@ impl F2bFilter {
             .filter(|_| maxlines == 1 && (self.pref.is_none() || content_start.is_some()))
             .unwrap_or_default();
         // Where the mlfid ends in the line, once found (prefregex fast path).
-        let mut mlfid_end: Option<usize> = None;
+        let mut mlfid_end: Option<usize> = content_split.and_then(|c| c.1);
         // The failregexes to try: without those the known first-match answer rules out
         // (the loop below would skip them), else all.
         let order = match set_hits.first {
@@ -1203,7 +1321,8 @@ impl F2bFilter {
                 // search, so the captures are not needed (the general path gives the
                 // same empty answer).
                 if let (Some(line), Some(pf)) = (&pre_lazy, &self.pref_fast) {
-                    let end = pf.mlfid_end(line, is_ascii(line)).unwrap_or(0);
+                    let end = mlfid_end
+                        .unwrap_or_else(|| pf.mlfid_end(line, is_ascii(line)).unwrap_or(0));
                     mlfid_end = Some(end);
                     if !has_live_mlfid(state, &line[..end], now) {
                         return out;
@@ -1986,6 +2105,11 @@ mod tests {
             " host2  authd[7]:  spaced out",
             "gate1 authd[42]: ",
             "gate1 authd[42]: x",
+            "gate1 authd[42]: wonder why",
+            "gate1 authd[42]: crit:x",
+            "gate1 authd[42]: warn: AUTH:",
+            "gate1 authd[42]: warn: ",
+            "gate1 authd[42]:  warn: spaced",
             "nospace",
             "",
             "h\u{e9}te d\u{e6}mon[1]: non-ASCII \u{fc}",
@@ -1998,6 +2122,13 @@ mod tests {
                 // Both automata give the same ends on an ASCII line.
                 assert_eq!(pf.content_end(line, true), pf.content_end(line, false));
                 assert_eq!(pf.mlfid_end(line, true), pf.mlfid_end(line, false));
+            }
+            // One search for both ends where the byte after the mlfid cannot start `Q`.
+            let split = pf.split(line, ascii);
+            assert_eq!(split.map(|s| s.0), pf.content_end(line, ascii), "{line:?}");
+            if let Some((_, Some(m))) = split {
+                assert!(ascii);
+                assert_eq!(Some(m), pf.mlfid_end(line, ascii), "{line:?}");
             }
             match pf.content_end(line, ascii) {
                 // The fast path's answer (the caller takes it when content is left).
@@ -2014,6 +2145,15 @@ mod tests {
             }
         }
         assert!(tried >= 6, "{tried}");
+        // `Q` here can match empty and starts with `w` or `c`.
+        let qf = pf.q_first.expect("the shortcut applies");
+        assert!(qf.contains(b'w') && qf.contains(b'c') && !qf.contains(b'x'));
+        // A `Q` that cannot match empty, or has an assertion, gets no shortcut.
+        for q in [r"(?:warn|crit): ", r"(?:\bwarn: )?"] {
+            let p = format!(r"^(?P<mlfid>\S+ )(?:{q})(?P<content>.+)$");
+            let pf = PrefFast::new(&p).expect("the fast path applies");
+            assert!(pf.q_first.is_none(), "{q}");
+        }
     }
 
     #[test]
