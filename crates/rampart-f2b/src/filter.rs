@@ -45,9 +45,9 @@ impl Default for LoadOptions {
 pub struct Rx {
     re: PyRegex,
     /// All named groups (name, index), sorted by name.
-    named: Vec<(Arc<str>, usize)>,
-    alts: Vec<(usize, String)>,
-    tuples: Vec<(usize, String)>,
+    named: Vec<(&'static str, usize)>,
+    alts: Vec<(usize, &'static str)>,
+    tuples: Vec<(usize, &'static str)>,
     skiplines: Vec<usize>,
     literals: Option<(Vec<String>, bool)>,
     /// For backtracking patterns: a scan for the literals before running the matcher.
@@ -66,11 +66,10 @@ pub struct Rx {
 impl Rx {
     pub(crate) fn new(expanded: &str, multiline: bool) -> Result<Self, String> {
         let re = PyRegex::new(expanded, multiline)?;
-        let mut named: Vec<(Arc<str>, usize)> = re
-            .names()
-            .iter()
-            .map(|(k, v)| (Arc::from(k.as_str()), *v))
-            .collect();
+        let mut named: Vec<(&'static str, usize)> = Vec::new();
+        for (k, v) in re.names() {
+            named.push((intern(k)?, *v));
+        }
         named.sort();
         let mut alts = Vec::new();
         let mut tuples = Vec::new();
@@ -89,7 +88,7 @@ impl Rx {
                             }
                             _ => rest,
                         };
-                        list.push((*idx, tags::group_name(base)));
+                        list.push((*idx, intern(&tags::group_name(base))?));
                     }
                 }
             }
@@ -107,7 +106,7 @@ impl Rx {
             if let Some(p) = &parsed {
                 crate::pyre::parse::always_nonempty_groups(&p.node, &mut always);
             }
-            let idx = |g: &str| named.iter().find(|(n, _)| &**n == g).map(|x| x.1);
+            let idx = |g: &str| named.iter().find(|(n, _)| *n == g).map(|x| x.1);
             let sure = |g: &str| idx(g).is_some_and(|i| always.contains(&i));
             (sure("nofail") || sure("mlfgained")) && sure("mlfforget") && idx("mlfid").is_none()
         };
@@ -164,7 +163,7 @@ impl Rx {
     }
 
     fn has_group(&self, name: &str) -> bool {
-        self.named.iter().any(|(n, _)| &**n == name)
+        self.named.iter().any(|(n, _)| *n == name)
     }
 
     /// groupdict plus fail2ban's alt/tuple post-processing.
@@ -173,7 +172,7 @@ impl Rx {
         f.vals.reserve(self.named.len());
         for (name, idx) in &self.named {
             let v = caps.get(*idx).map(|(s, e)| text[s..e].to_owned());
-            f.vals.push((Arc::clone(name), v));
+            f.vals.push((name, v));
         }
         for (idx, base) in &self.alts {
             let v = caps.get(*idx).map(|(s, e)| &text[s..e]);
@@ -200,11 +199,40 @@ impl Rx {
     }
 }
 
+/// Most distinct group names [`intern`] keeps (for all filters a process loads: a
+/// configuration has some tens); past it, loading a filter with a new name fails.
+const MAX_NAMES: usize = 4096;
+
+/// The one copy of a group name, kept for the life of the process (bounded by
+/// [`MAX_NAMES`]): the values of a match carry names as `&'static str`, which cost nothing
+/// to copy (an `Arc` per value was two atomic operations on every matching line).
+fn intern(name: &str) -> Result<&'static str, String> {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, PoisonError};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(n) = names.get(name) {
+        return Ok(n);
+    }
+    if names.len() >= MAX_NAMES {
+        return Err(format!(
+            "more than {MAX_NAMES} distinct group names in the filters loaded; {name:?} is one too many"
+        ));
+    }
+    let n: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(n);
+    Ok(n)
+}
+
 /// Named values of one match (Python's `groupdict()`, `None` for groups that did not take
 /// part), plus fail2ban's merged multi-line data.
 #[derive(Debug, Clone, Default)]
 pub struct Fields {
-    vals: Vec<(Arc<str>, Option<String>)>,
+    /// (name, value): the names are interned ([`intern`]), so a copy is free.
+    vals: Vec<(&'static str, Option<String>)>,
     users: Option<BTreeSet<String>>,
     /// Lines merged into this failure (fail2ban keeps the lines; only their number is
     /// ever read).
@@ -219,42 +247,36 @@ impl Fields {
     pub fn get(&self, k: &str) -> Option<&str> {
         self.vals
             .iter()
-            .find(|(n, _)| &**n == k)
+            .find(|(n, _)| *n == k)
             .and_then(|(_, v)| v.as_deref())
     }
     /// Whether `k` is present with a participating value (`None` means "did not take part").
     pub fn has(&self, k: &str) -> Option<bool> {
         self.vals
             .iter()
-            .find(|(n, _)| &**n == k)
+            .find(|(n, _)| *n == k)
             .map(|(_, v)| v.is_some())
     }
     fn truthy(&self, k: &str) -> bool {
         self.get(k).is_some_and(|v| !v.is_empty())
     }
-    fn set(&mut self, k: &str, v: Option<String>) {
-        match self.vals.iter_mut().find(|(n, _)| &**n == k) {
-            Some(e) => e.1 = v,
-            None => self.vals.push((Arc::from(k), v)),
-        }
-    }
-    fn set_arc(&mut self, k: &Arc<str>, v: Option<String>) {
+    fn set(&mut self, k: &'static str, v: Option<String>) {
         match self
             .vals
             .iter_mut()
-            .find(|(n, _)| Arc::ptr_eq(n, k) || n == k)
+            .find(|(n, _)| std::ptr::eq(*n, k) || *n == k)
         {
             Some(e) => e.1 = v,
-            None => self.vals.push((Arc::clone(k), v)),
+            None => self.vals.push((k, v)),
         }
     }
     fn pop(&mut self, k: &str) -> Option<String> {
-        let i = self.vals.iter().position(|(n, _)| &**n == k)?;
+        let i = self.vals.iter().position(|(n, _)| *n == k)?;
         self.vals.remove(i).1
     }
     /// All values in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
-        self.vals.iter().map(|(k, v)| (&**k, v.as_deref()))
+        self.vals.iter().map(|(k, v)| (*k, v.as_deref()))
     }
 }
 
@@ -1375,8 +1397,8 @@ impl F2bFilter {
                 let end =
                     mlfid_end.unwrap_or_else(|| pf.mlfid_end(&line, is_ascii(&line)).unwrap_or(0));
                 let v = Some(line[..end].to_owned());
-                match p.named.iter().find(|(n, _)| &**n == "mlfid") {
-                    Some((k, _)) => pre.set_arc(k, v),
+                match p.named.iter().find(|(n, _)| *n == "mlfid") {
+                    Some((k, _)) => pre.set(k, v),
                     None => pre.set("mlfid", v),
                 }
             }
@@ -1390,7 +1412,7 @@ impl F2bFilter {
                 };
                 merged.vals.reserve(fail.vals.len());
                 for (k, v) in fail.vals.drain(..) {
-                    merged.set_arc(&k, v);
+                    merged.set(k, v);
                 }
                 fail = merged;
             }
@@ -1717,7 +1739,7 @@ fn merge_failure(
         }
         for (k, v) in fail.vals.drain(..) {
             if v.is_some() {
-                g.set_arc(&k, v);
+                g.set(k, v);
             }
         }
         target = g;
@@ -2154,6 +2176,25 @@ mod tests {
             let pf = PrefFast::new(&p).expect("the fast path applies");
             assert!(pf.q_first.is_none(), "{q}");
         }
+    }
+
+    #[test]
+    fn group_names_are_interned_once() {
+        let a = intern("some_group").unwrap();
+        let b = intern(&String::from("some_group")).unwrap();
+        assert!(std::ptr::eq(a, b));
+        assert_eq!(a, "some_group");
+        assert!(!std::ptr::eq(a, intern("other_group").unwrap()));
+        // Two filters with the same group names share them.
+        let (f, g) = (filter(&[r"^x <HOST>$"]), filter(&[r"^y <HOST>$"]));
+        let ip4 = |f: &F2bFilter| {
+            f.fail[0]
+                .named
+                .iter()
+                .find(|(n, _)| *n == "ip4")
+                .map(|x| x.0)
+        };
+        assert!(std::ptr::eq(ip4(&f).unwrap(), ip4(&g).unwrap()));
     }
 
     #[test]
