@@ -1392,6 +1392,20 @@ impl F2bFilter {
                 state.buffer = unmatched.iter().cloned().collect();
                 buf_valid = false;
             }
+            if !state.check_all && pre.vals.is_empty() {
+                if let (Some(line), Some(pf)) = (&pre_lazy, &self.pref_fast) {
+                    // A first-match search ends with this failregex: the prefregex's one
+                    // group (the mlfid) goes straight into the failregex's values, unless
+                    // the failregex has its own (which overrides it), without the merge
+                    // below.
+                    if !fail.vals.iter().any(|(n, _)| *n == "mlfid") {
+                        let end = mlfid_end
+                            .unwrap_or_else(|| pf.mlfid_end(line, is_ascii(line)).unwrap_or(0));
+                        fail.vals.push(("mlfid", Some(line[..end].to_owned())));
+                    }
+                    pre_lazy = None;
+                }
+            }
             if let (Some(line), Some(pf), Some(p)) = (pre_lazy.take(), &self.pref_fast, &self.pref)
             {
                 let end =
@@ -2176,6 +2190,64 @@ mod tests {
             let pf = PrefFast::new(&p).expect("the fast path applies");
             assert!(pf.q_first.is_none(), "{q}");
         }
+    }
+
+    #[test]
+    fn prefregex_fast_path_gives_the_general_fields() {
+        // The mlfid from the line straight into the failregex's values, or the failregex's
+        // own mlfid group over it, against the prefregex run with captures and merged.
+        let fast = load(FilterDef {
+            prefregex: Some(r"^<F-MLFID>\S+ d\[\d+\]: </F-MLFID><F-CONTENT>.+</F-CONTENT>$".into()),
+            ..def(&[
+                r"^Failed for <F-USER>\S+</F-USER> from <HOST>$",
+                r"^Own <F-MLFID>\w+</F-MLFID> for <F-USER>\S+</F-USER> from <HOST>$",
+                r"^<F-NOFAIL>Try</F-NOFAIL> for <F-USER>\S+</F-USER> from <HOST>$",
+            ])
+        });
+        assert!(fast.pref_fast.is_some());
+        let mut general = fast.clone();
+        general.pref_fast = None;
+        let (mut a, mut b) = (fast.new_state(), general.new_state());
+        let show = |v: Vec<Failure>| -> Vec<String> {
+            v.iter()
+                .map(|x| {
+                    let mut f: Vec<_> = x.fields.iter().collect();
+                    f.sort();
+                    format!(
+                        "{} {:?} {:?} {:?} {} {f:?}",
+                        x.pattern, x.id, x.users, x.user, x.attempts
+                    )
+                })
+                .collect()
+        };
+        let mut results = 0;
+        for (n, l) in [
+            "h d[1]: Try for ann from 192.0.2.1",
+            "h d[1]: Failed for bo from 192.0.2.1",
+            "h d[2]: Own sess7 for cy from 192.0.2.2",
+            "h d[2]: Own sess7 for cy from 192.0.2.2",
+            "h d[3]: Failed for di from 192.0.2.3",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let now = 1_790_000_000 + n as i64;
+            let x = show(fast.process_line_all(&mut a, l.as_bytes(), now));
+            let y = show(general.process_line_all(&mut b, l.as_bytes(), now));
+            assert_eq!(x, y, "line {n}: {l}");
+            assert!(x.iter().all(|r| r.contains("mlfid")), "{x:?}");
+            results += x.len();
+        }
+        assert!(results >= 3, "{results}");
+        let keys = |s: &State| {
+            s.mlfid
+                .entries
+                .iter()
+                .map(|e| e.0.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(&a), keys(&b));
+        assert!(keys(&a).contains(&"sess7".to_owned()));
     }
 
     #[test]
