@@ -617,7 +617,7 @@ pub const MLFID_CACHE_SECS: i64 = 300;
 /// The multi-line id cache: (mlfid, expiry in Unix seconds, data), oldest first, at most
 /// one entry per id; bounded by MLFID_CACHE_SIZE. The data is shared with the last
 /// [`Failure`] of that id (copied on write). The key hashes are kept apart, in the same
-/// order, and 16 bits of each once more: a look-up scans those 2 bytes an entry (8 at a
+/// order, and 16 bits of each once more: a look-up scans those 2 bytes an entry (16 at a
 /// time in vector code), then checks hash and key; before that, a count of the entries
 /// per hash bucket answers most look-ups of an id that is not there at once.
 #[derive(Debug, Clone, Default)]
