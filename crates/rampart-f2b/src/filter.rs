@@ -1392,28 +1392,22 @@ impl F2bFilter {
                 state.buffer = unmatched.iter().cloned().collect();
                 buf_valid = false;
             }
-            if !state.check_all && pre.vals.is_empty() {
-                if let (Some(line), Some(pf)) = (&pre_lazy, &self.pref_fast) {
-                    // A first-match search ends with this failregex: the prefregex's one
-                    // group (the mlfid) goes straight into the failregex's values, unless
-                    // the failregex has its own (which overrides it), without the merge
-                    // below.
-                    if !fail.vals.iter().any(|(n, _)| *n == "mlfid") {
-                        let end = mlfid_end
-                            .unwrap_or_else(|| pf.mlfid_end(line, is_ascii(line)).unwrap_or(0));
-                        fail.vals.push(("mlfid", Some(line[..end].to_owned())));
+            if let (Some(line), Some(pf)) = (pre_lazy.take(), &self.pref_fast) {
+                // The prefregex's one group besides the content, the mlfid, read from the
+                // line. A first-match search ends with this failregex, so it goes straight
+                // into the failregex's values, unless the failregex has an mlfid group of
+                // its own (which overrides it, as the merge below would); check-all mode
+                // keeps it with the prefregex's values for the failregexes after this one.
+                let own = !state.check_all && fail.vals.iter().any(|(n, _)| *n == "mlfid");
+                if !own {
+                    let end = mlfid_end
+                        .unwrap_or_else(|| pf.mlfid_end(&line, is_ascii(&line)).unwrap_or(0));
+                    let v = Some(line[..end].to_owned());
+                    if state.check_all {
+                        pre.set("mlfid", v);
+                    } else {
+                        fail.vals.push(("mlfid", v));
                     }
-                    pre_lazy = None;
-                }
-            }
-            if let (Some(line), Some(pf), Some(p)) = (pre_lazy.take(), &self.pref_fast, &self.pref)
-            {
-                let end =
-                    mlfid_end.unwrap_or_else(|| pf.mlfid_end(&line, is_ascii(&line)).unwrap_or(0));
-                let v = Some(line[..end].to_owned());
-                match p.named.iter().find(|(n, _)| *n == "mlfid") {
-                    Some((k, _)) => pre.set(k, v),
-                    None => pre.set("mlfid", v),
                 }
             }
             if !pre.vals.is_empty() {
