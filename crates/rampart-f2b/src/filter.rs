@@ -359,6 +359,9 @@ pub struct F2bFilter {
     /// Every failregex, in order.
     order_all: Vec<usize>,
     pref_fast: Option<PrefFast>,
+    /// This filter's number in the process (copies share it): the lazy DFA caches of a
+    /// [`State`] are for the filter with this number.
+    id: u64,
     /// The date detector in its initial state, copied into each new [`State`].
     date: DateDetector,
 }
@@ -482,12 +485,17 @@ impl PrefFast {
         if prefix.iter().any(needs_backtracking) {
             return None;
         }
-        let emit = |nodes: &[Node]| {
+        // (the meta regex's default limits)
+        let limits = Limits {
+            nfa: 10 << 20,
+            cache: 2 << 20,
+        };
+        let emit = |nodes: &[Node], slot: usize| {
             let mut out = String::new();
             for x in nodes {
                 crate::pyre::emit::emit(x, &mut out);
             }
-            Dual::new(vec![out], regex_automata::meta::Config::new)
+            Dual::new(vec![out], limits, slot)
         };
         // `Q`, in the ASCII form (the shortcut is taken on ASCII lines only).
         let q_first = {
@@ -505,88 +513,190 @@ impl PrefFast {
                 .and_then(|(f, nullable)| nullable.then_some(f))
         };
         Some(PrefFast {
-            content: emit(prefix)?,
-            mlfid: emit(&items[..2])?,
+            content: emit(prefix, SLOT_PREF_CONTENT)?,
+            mlfid: emit(&items[..2], SLOT_PREF_MLFID)?,
             q_first,
         })
     }
 
     /// Where the content starts in `line` (the end of `^PQ`) and, when that came from it,
     /// where the mlfid ends; `ascii`: whether the line is ASCII.
-    fn split(&self, line: &str, ascii: bool) -> Option<(usize, Option<usize>)> {
+    fn split(
+        &self,
+        caches: &mut DfaCaches,
+        line: &str,
+        ascii: bool,
+    ) -> Option<(usize, Option<usize>)> {
         if let (Some(qf), true) = (&self.q_first, ascii) {
             // The match of `^PQ` is `P`'s preferred match, then `Q`'s preferred match
             // from there (`Q` can match empty, so `P`'s first choice always completes);
             // `Q`'s is empty when no non-empty match can start at the next byte.
-            let m = self.mlfid_end(line, true)?;
+            let m = self.mlfid_end(caches, line, true)?;
             return match line.as_bytes().get(m) {
-                Some(&b) if qf.contains(b) => Some((self.content_end(line, true)?, Some(m))),
+                Some(&b) if qf.contains(b) => {
+                    Some((self.content_end(caches, line, true)?, Some(m)))
+                }
                 _ => Some((m, Some(m))),
             };
         }
-        Some((self.content_end(line, ascii)?, None))
+        Some((self.content_end(caches, line, ascii)?, None))
     }
 
     /// Where the content starts in `line` (the end of `^PQ`); `ascii`: whether the line
     /// is ASCII.
-    fn content_end(&self, line: &str, ascii: bool) -> Option<usize> {
-        Self::end(&self.content, line, ascii)
+    fn content_end(&self, caches: &mut DfaCaches, line: &str, ascii: bool) -> Option<usize> {
+        Self::end(&self.content, caches, line, ascii)
     }
 
     /// Where the mlfid ends in `line` (the end of `^P`).
-    fn mlfid_end(&self, line: &str, ascii: bool) -> Option<usize> {
-        Self::end(&self.mlfid, line, ascii)
+    fn mlfid_end(&self, caches: &mut DfaCaches, line: &str, ascii: bool) -> Option<usize> {
+        Self::end(&self.mlfid, caches, line, ascii)
     }
 
     /// Where the leftmost-first match of `re` (anchored at the start) ends in `text`: the
     /// end `regex::Regex::find` reports, from the forward pass alone. (The Unicode form
     /// not building is not expected, as the ASCII one did; then it is "no match".)
-    fn end(re: &Dual, text: &str, ascii: bool) -> Option<usize> {
-        re.search_half(text, ascii)?.map(|h| h.offset())
+    fn end(re: &Dual, caches: &mut DfaCaches, text: &str, ascii: bool) -> Option<usize> {
+        re.search_half(caches, text, ascii)?.map(|h| h.offset())
     }
 }
 
-/// One set of patterns (leftmost-first, anchored searches) built twice: with ASCII-only
-/// classes, for ASCII texts, when the filter loads; with Unicode classes, for the other
-/// texts, when first needed. On an ASCII text the two give the same answer (what Unicode
-/// adds to `\w`, `\d`, `\s`, `\b`, `.` and case folding is outside ASCII); the ASCII
-/// automaton takes a fraction of the time to build (Unicode classes are most of a
-/// fail2ban filter's load time) and has fewer byte classes to walk.
+/// Size limits of a [`Dual`]'s automata.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// The NFA's size limit, in bytes.
+    nfa: usize,
+    /// The lazy DFA's cache capacity, in bytes (per state).
+    cache: usize,
+}
+
+/// Slots of the lazy DFAs' caches in [`DfaCaches`]: each [`Dual`] takes two (ASCII form,
+/// Unicode form).
+const SLOT_FIRST: usize = 0;
+const SLOT_PREF_CONTENT: usize = 2;
+const SLOT_PREF_MLFID: usize = 4;
+
+/// One set of patterns (leftmost-first, anchored searches) as lazy DFAs, built twice:
+/// with ASCII-only classes, for ASCII texts, when the filter loads; with Unicode classes,
+/// for the other texts, when first needed. On an ASCII text the two give the same answer
+/// (what Unicode adds to `\w`, `\d`, `\s`, `\b`, `.` and case folding is outside ASCII);
+/// the ASCII automaton takes a fraction of the time to build (Unicode classes are most of
+/// a fail2ban filter's load time) and has fewer byte classes to walk.
+///
+/// The lazy DFAs are searched directly, with caches the [`State`] keeps
+/// ([`DfaCaches`]): a meta regex would add a cache pool and its strategy layers to each
+/// search, which are short (a line's first bytes, or one line). When a lazy DFA cannot
+/// answer (it gives up on an input that keeps clearing its cache, or meets a non-ASCII
+/// byte near a Unicode `\b`) or does not build, the search takes a meta regex over the
+/// same patterns, which falls back to an NFA simulation.
 #[derive(Debug, Clone)]
 struct Dual {
     pats: Vec<String>,
-    config: fn() -> regex_automata::meta::Config,
-    ascii: Option<regex_automata::meta::Regex>,
-    unicode: OnceLock<Option<regex_automata::meta::Regex>>,
+    limits: Limits,
+    /// The first of the two cache slots ([`DfaCaches`]) of this automaton.
+    slot: usize,
+    ascii: Option<regex_automata::hybrid::dfa::DFA>,
+    unicode: OnceLock<Option<regex_automata::hybrid::dfa::DFA>>,
+    fallback: OnceLock<Option<regex_automata::meta::Regex>>,
+}
+
+/// The lazy DFAs' caches of one [`State`] (a search writes to its automaton's cache), one
+/// per [`Dual`] form, made on first use.
+#[derive(Debug, Clone, Default)]
+struct DfaCaches {
+    /// The filter the caches belong to ([`F2bFilter::id`]): a state used with another
+    /// filter starts over with new caches.
+    owner: u64,
+    slots: Vec<Option<regex_automata::hybrid::dfa::Cache>>,
+}
+
+impl DfaCaches {
+    /// The cache in `slot` for `dfa`, made if there is none yet.
+    fn get(
+        &mut self,
+        slot: usize,
+        dfa: &regex_automata::hybrid::dfa::DFA,
+    ) -> &mut regex_automata::hybrid::dfa::Cache {
+        if self.slots.len() <= slot {
+            self.slots.resize_with(slot + 1, || None);
+        }
+        self.slots[slot].get_or_insert_with(|| dfa.create_cache())
+    }
+}
+
+/// A forward lazy DFA over `pats`, leftmost-first; `ascii`: ASCII-only classes.
+fn lazy_dfa(
+    pats: &[String],
+    ascii: bool,
+    limits: Limits,
+) -> Option<regex_automata::hybrid::dfa::DFA> {
+    use regex_automata::hybrid::dfa::DFA;
+    use regex_automata::nfa::thompson;
+    use regex_automata::util::syntax;
+    let syntax = if ascii {
+        syntax::Config::new().unicode(false).utf8(false)
+    } else {
+        syntax::Config::new()
+    };
+    DFA::builder()
+        .syntax(syntax)
+        .thompson(
+            thompson::Config::new()
+                .utf8(!ascii)
+                .nfa_size_limit(Some(limits.nfa)),
+        )
+        // As the meta regex configures its own lazy DFA: give up (and let the meta
+        // regex's NFA answer) when the cache keeps being cleared for little progress.
+        .configure(
+            DFA::config()
+                .cache_capacity(limits.cache)
+                .unicode_word_boundary(true)
+                .minimum_cache_clear_count(Some(3))
+                .minimum_bytes_per_state(Some(10)),
+        )
+        .build_many(pats)
+        .ok()
 }
 
 impl Dual {
-    /// `None` when neither form builds.
-    fn new(pats: Vec<String>, config: fn() -> regex_automata::meta::Config) -> Option<Self> {
-        use regex_automata::util::syntax;
-        let ascii = regex_automata::meta::Regex::builder()
-            .syntax(syntax::Config::new().unicode(false).utf8(false))
-            .configure(config().utf8_empty(false))
-            .build_many(&pats)
-            .ok();
+    /// `None` when neither form builds (nor the fallback).
+    fn new(pats: Vec<String>, limits: Limits, slot: usize) -> Option<Self> {
         let dual = Dual {
+            ascii: lazy_dfa(&pats, true, limits),
             pats,
-            config,
-            ascii,
+            limits,
+            slot,
             unicode: OnceLock::new(),
+            fallback: OnceLock::new(),
         };
-        // Without the ASCII form every text takes the Unicode one: it must build now.
-        if dual.ascii.is_none() && dual.unicode().is_none() {
+        // Without the ASCII form every text takes the Unicode one (or the fallback): it
+        // must build now.
+        if dual.ascii.is_none() && dual.unicode().is_none() && dual.fallback().is_none() {
             return None;
         }
         Some(dual)
     }
 
-    fn unicode(&self) -> Option<&regex_automata::meta::Regex> {
+    fn unicode(&self) -> Option<&regex_automata::hybrid::dfa::DFA> {
         self.unicode
+            .get_or_init(|| lazy_dfa(&self.pats, false, self.limits))
+            .as_ref()
+    }
+
+    /// The meta regex over the patterns (Unicode classes), for what the lazy DFAs cannot
+    /// answer.
+    fn fallback(&self) -> Option<&regex_automata::meta::Regex> {
+        use regex_automata::meta::Config;
+        use regex_automata::nfa::thompson::WhichCaptures;
+        self.fallback
             .get_or_init(|| {
                 regex_automata::meta::Regex::builder()
-                    .configure((self.config)())
+                    .configure(
+                        Config::new()
+                            .which_captures(WhichCaptures::Implicit)
+                            .nfa_size_limit(Some(self.limits.nfa))
+                            .hybrid_cache_capacity(self.limits.cache),
+                    )
                     .build_many(&self.pats)
                     .ok()
             })
@@ -594,15 +704,26 @@ impl Dual {
     }
 
     /// The end (and pattern) of the leftmost-first match anchored at the start of `text`,
-    /// from the forward pass alone; `ascii`: whether `text` is ASCII. `None` when the
-    /// automaton `text` needs does not build.
-    fn search_half(&self, text: &str, ascii: bool) -> Option<Option<regex_automata::HalfMatch>> {
+    /// from the forward pass alone; `ascii`: whether `text` is ASCII. `None` when no
+    /// automaton `text` can take builds.
+    fn search_half(
+        &self,
+        caches: &mut DfaCaches,
+        text: &str,
+        ascii: bool,
+    ) -> Option<Option<regex_automata::HalfMatch>> {
         use regex_automata::{Anchored, Input};
-        let re = match (&self.ascii, ascii) {
-            (Some(a), true) => a,
-            _ => self.unicode()?,
+        let input = Input::new(text).anchored(Anchored::Yes);
+        let (dfa, slot) = match (&self.ascii, ascii) {
+            (Some(a), true) => (Some(a), self.slot),
+            _ => (self.unicode(), self.slot + 1),
         };
-        Some(re.search_half(&Input::new(text).anchored(Anchored::Yes)))
+        if let Some(dfa) = dfa {
+            if let Ok(m) = dfa.try_search_fwd(caches.get(slot, dfa), &input) {
+                return Some(m);
+            }
+        }
+        Some(self.fallback()?.search_half(&input))
     }
 }
 
@@ -719,6 +840,8 @@ pub struct State {
     mlfid: MlfidCache,
     check_all: bool,
     caps: Caps,
+    /// The caches of the filter's lazy DFAs.
+    dfa: DfaCaches,
     record: Option<Vec<(String, bool, String)>>,
     /// Searches that hit the backtracking step limit (counted, treated as no match).
     pub step_limit_hits: u64,
@@ -885,7 +1008,9 @@ impl F2bFilter {
                 orders.push(o);
             }
         }
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(F2bFilter {
+            id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             orders,
             order_all,
             date,
@@ -911,6 +1036,10 @@ impl F2bFilter {
             mlfid: MlfidCache::default(),
             check_all: false,
             caps: Caps::default(),
+            dfa: DfaCaches {
+                owner: self.id,
+                slots: Vec::new(),
+            },
             record: None,
             step_limit_hits: 0,
             prefiltered: 0,
@@ -991,6 +1120,7 @@ impl F2bFilter {
 
     /// Processes one line and returns every result, pending and `nofail` ones included.
     pub fn process_line_all(&self, state: &mut State, line: &[u8], now: i64) -> Vec<Failure> {
+        self.own_caches(state);
         // (simdutf8's check, which accepts exactly what std's does, with vector code)
         let text = match simdutf8::basic::from_utf8(line) {
             Ok(t) => std::borrow::Cow::Borrowed(t),
@@ -1065,7 +1195,7 @@ impl F2bFilter {
                 let ascii = is_ascii(msg);
                 let body = match (&self.pref, &self.pref_fast) {
                     (None, _) => Some(msg),
-                    (Some(_), Some(pf)) => match pf.split(msg, ascii) {
+                    (Some(_), Some(pf)) => match pf.split(&mut state.dfa, msg, ascii) {
                         None => return Vec::new(),
                         Some((e, m)) if e < msg.len() => {
                             content_start = Some(e);
@@ -1077,7 +1207,7 @@ impl F2bFilter {
                     (Some(_), None) => None,
                 };
                 if let Some(body) = body {
-                    if !self.may_match(body, ascii, &mut set_hits) {
+                    if !self.may_match(&mut state.dfa, body, ascii, &mut set_hits) {
                         return Vec::new();
                     }
                 }
@@ -1102,12 +1232,31 @@ impl F2bFilter {
         )
     }
 
+    /// Gives `state` new lazy DFA caches if those it has are another filter's.
+    fn own_caches(&self, state: &mut State) {
+        if state.dfa.owner != self.id {
+            state.dfa = DfaCaches {
+                owner: self.id,
+                slots: Vec::new(),
+            };
+        }
+    }
+
     /// Whether some failregex may match `buf` (the set of linear ones, then the literal
     /// gates of the others); `ascii`: whether `buf` is ASCII.
-    fn may_match(&self, buf: &str, ascii: bool, hits: &mut Option<Hits>) -> bool {
+    fn may_match(
+        &self,
+        caches: &mut DfaCaches,
+        buf: &str,
+        ascii: bool,
+        hits: &mut Option<Hits>,
+    ) -> bool {
         if let Some(set) = &self.set {
             let mut h = Hits::default();
-            let first = self.first.as_ref().and_then(|fm| h.first(fm, buf, ascii));
+            let first = self
+                .first
+                .as_ref()
+                .and_then(|fm| h.first(fm, caches, buf, ascii));
             let any = match first {
                 Some(k) => k.is_some(),
                 None => {
@@ -1173,6 +1322,7 @@ impl F2bFilter {
         time: Timestamp,
         now: i64,
     ) -> Vec<Failure> {
+        self.own_caches(state);
         state.last_time_text = time.to_string();
         state.last_date = Some(time);
         let time_text = state.last_time_text.clone();
@@ -1267,7 +1417,7 @@ impl F2bFilter {
         if let Some(p) = &self.pref {
             let fast = match (&self.pref_fast, maxlines) {
                 (Some(_), 1) if content_start.is_some() => content_start,
-                (Some(pf), 1) => match pf.content_end(&buf, is_ascii(&buf)) {
+                (Some(pf), 1) => match pf.content_end(&mut state.dfa, &buf, is_ascii(&buf)) {
                     None => return out,
                     Some(e) if e < buf.len() => Some(e),
                     Some(_) => None,
@@ -1330,7 +1480,7 @@ impl F2bFilter {
             let mut known = false;
             if let (Some(set), Some(k)) = (&self.set, self.set_index[idx]) {
                 let all = || self.set_answer(set, &buf);
-                if !set_hits.matched(self.first.as_ref(), &buf, k, all) {
+                if !set_hits.matched(self.first.as_ref(), &mut state.dfa, &buf, k, all) {
                     continue;
                 }
                 known = true;
@@ -1343,8 +1493,10 @@ impl F2bFilter {
                 // search, so the captures are not needed (the general path gives the
                 // same empty answer).
                 if let (Some(line), Some(pf)) = (&pre_lazy, &self.pref_fast) {
-                    let end = mlfid_end
-                        .unwrap_or_else(|| pf.mlfid_end(line, is_ascii(line)).unwrap_or(0));
+                    let end = mlfid_end.unwrap_or_else(|| {
+                        pf.mlfid_end(&mut state.dfa, line, is_ascii(line))
+                            .unwrap_or(0)
+                    });
                     mlfid_end = Some(end);
                     if !has_live_mlfid(state, &line[..end], now) {
                         return out;
@@ -1400,8 +1552,10 @@ impl F2bFilter {
                 // keeps it with the prefregex's values for the failregexes after this one.
                 let own = !state.check_all && fail.vals.iter().any(|(n, _)| *n == "mlfid");
                 if !own {
-                    let end = mlfid_end
-                        .unwrap_or_else(|| pf.mlfid_end(&line, is_ascii(&line)).unwrap_or(0));
+                    let end = mlfid_end.unwrap_or_else(|| {
+                        pf.mlfid_end(&mut state.dfa, &line, is_ascii(&line))
+                            .unwrap_or(0)
+                    });
                     let v = Some(line[..end].to_owned());
                     if state.check_all {
                         pre.set("mlfid", v);
@@ -1552,10 +1706,16 @@ impl SetAnswer {
 impl Hits {
     /// The first pattern (set index) that matches `buf`, searched once; `ascii`: whether
     /// `buf` is ASCII. `None` when the search cannot run (its automaton does not build).
-    fn first(&mut self, fm: &Dual, buf: &str, ascii: bool) -> Option<Option<usize>> {
+    fn first(
+        &mut self,
+        fm: &Dual,
+        caches: &mut DfaCaches,
+        buf: &str,
+        ascii: bool,
+    ) -> Option<Option<usize>> {
         if self.first.is_none() {
             self.first = fm
-                .search_half(buf, ascii)
+                .search_half(caches, buf, ascii)
                 .map(|h| h.map(|h| h.pattern().as_usize()));
         }
         self.first
@@ -1566,6 +1726,7 @@ impl Hits {
     fn matched(
         &mut self,
         fm: Option<&Dual>,
+        caches: &mut DfaCaches,
         buf: &str,
         k: usize,
         all: impl FnOnce() -> SetAnswer,
@@ -1573,7 +1734,7 @@ impl Hits {
         if let (None, Some(fm)) = (&self.all, fm) {
             // (`is_ascii` only when the search is still to run)
             let ascii = self.first.is_none() && is_ascii(buf);
-            match self.first(fm, buf, ascii) {
+            match self.first(fm, caches, buf, ascii) {
                 Some(None) => return false,
                 Some(Some(j)) if k <= j => return k == j,
                 Some(Some(_)) | None => {}
@@ -1587,8 +1748,6 @@ impl Hits {
 /// one of them is anchored at the start of the text: an anchored search then reports
 /// the first pattern in order that matches at all, as trying them one by one would.
 fn first_match(pats: &[String]) -> Option<Dual> {
-    use regex_automata::meta::Config;
-    use regex_automata::nfa::thompson::WhichCaptures;
     use regex_syntax::hir::Look;
     let anchored = pats.iter().all(|p| {
         regex_syntax::parse(p).is_ok_and(|h| h.properties().look_set_prefix().contains(Look::Start))
@@ -1596,12 +1755,11 @@ fn first_match(pats: &[String]) -> Option<Dual> {
     if !anchored {
         return None;
     }
-    Dual::new(pats.to_vec(), || {
-        Config::new()
-            .which_captures(WhichCaptures::Implicit)
-            .nfa_size_limit(Some(64 << 20))
-            .hybrid_cache_capacity(32 << 20)
-    })
+    let limits = Limits {
+        nfa: 64 << 20,
+        cache: 32 << 20,
+    };
+    Dual::new(pats.to_vec(), limits, SLOT_FIRST)
 }
 
 /// Whether `s` is ASCII: one OR over all its bytes, which the compiler turns into vector
@@ -2128,6 +2286,7 @@ mod tests {
             re.group_index("mlfid").unwrap(),
         );
         let mut tried = 0;
+        let dc = &mut DfaCaches::default();
         for line in [
             "gate1 authd[42]: warn: AUTH: bad password for x",
             "gate1 authd[42]: crit: user y locked",
@@ -2150,23 +2309,30 @@ mod tests {
             assert_eq!(ascii, line.is_ascii());
             if ascii {
                 // Both automata give the same ends on an ASCII line.
-                assert_eq!(pf.content_end(line, true), pf.content_end(line, false));
-                assert_eq!(pf.mlfid_end(line, true), pf.mlfid_end(line, false));
+                assert_eq!(
+                    pf.content_end(dc, line, true),
+                    pf.content_end(dc, line, false)
+                );
+                assert_eq!(pf.mlfid_end(dc, line, true), pf.mlfid_end(dc, line, false));
             }
             // One search for both ends where the byte after the mlfid cannot start `Q`.
-            let split = pf.split(line, ascii);
-            assert_eq!(split.map(|s| s.0), pf.content_end(line, ascii), "{line:?}");
+            let split = pf.split(dc, line, ascii);
+            assert_eq!(
+                split.map(|s| s.0),
+                pf.content_end(dc, line, ascii),
+                "{line:?}"
+            );
             if let Some((_, Some(m))) = split {
                 assert!(ascii);
-                assert_eq!(Some(m), pf.mlfid_end(line, ascii), "{line:?}");
+                assert_eq!(Some(m), pf.mlfid_end(dc, line, ascii), "{line:?}");
             }
-            match pf.content_end(line, ascii) {
+            match pf.content_end(dc, line, ascii) {
                 // The fast path's answer (the caller takes it when content is left).
                 Some(e) if e < line.len() => {
                     assert!(matched, "{line:?}");
                     let (c, m) = (caps.get(content).unwrap(), caps.get(mlfid).unwrap());
                     assert_eq!(e, c.0, "{line:?}");
-                    assert_eq!(pf.mlfid_end(line, ascii), Some(m.1), "{line:?}");
+                    assert_eq!(pf.mlfid_end(dc, line, ascii), Some(m.1), "{line:?}");
                     tried += 1;
                 }
                 // Nothing left for `.+` (the caller runs the prefregex), or no match.
@@ -2351,6 +2517,67 @@ mod tests {
     }
 
     #[test]
+    fn a_lazy_dfa_that_gives_up_hands_the_search_to_the_fallback() {
+        // Many states (the 13th byte from the end decides) and a cache only just big
+        // enough to build: the lazy DFA keeps clearing it and gives up; the answer must
+        // then come from the meta regex, the same as a plain regex's.
+        let pats = vec![r"^(?:[ab]*a[ab]{12})+x".to_owned(), r"^[ab]*y".to_owned()];
+        let limits = (10..24)
+            .map(|k| Limits {
+                nfa: 10 << 20,
+                cache: 1 << k,
+            })
+            .find(|l| lazy_dfa(&pats, true, *l).is_some())
+            .expect("some small cache builds");
+        let dual = Dual::new(pats.clone(), limits, 0).expect("it builds");
+        let plain = regex_automata::meta::Regex::new_many(&pats).unwrap();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut gave_up = 0;
+        for n in [0, 1, 13, 200, 5000, 20000] {
+            for end in ["x", "y", "z"] {
+                let mut t = String::new();
+                for _ in 0..n {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    t.push(if seed & 1 == 0 { 'a' } else { 'b' });
+                }
+                t.push_str(end);
+                let input = regex_automata::Input::new(&t).anchored(regex_automata::Anchored::Yes);
+                let dfa = dual.ascii.as_ref().unwrap();
+                if dfa.try_search_fwd(&mut dfa.create_cache(), &input).is_err() {
+                    gave_up += 1;
+                }
+                let mut c = DfaCaches::default();
+                assert_eq!(
+                    dual.search_half(&mut c, &t, true),
+                    Some(plain.search_half(&input)),
+                    "{n} {end}"
+                );
+            }
+        }
+        assert!(
+            gave_up > 0,
+            "the lazy DFA never gave up: the fallback was not tried"
+        );
+    }
+
+    #[test]
+    fn a_state_used_with_another_filter_gets_its_own_caches() {
+        let a = filter(&[r"^Failed for <HOST>$", r"^Bad user from <HOST>$"]);
+        let b = filter(&[r"^Bad user from <HOST>$", r"^Failed for <HOST>$"]);
+        let mut st = a.new_state();
+        let line = b"Bad user from 192.0.2.7";
+        let hit = |f: &F2bFilter, st: &mut State| -> Vec<usize> {
+            f.process_line(st, line, 0).map(|x| x.pattern).collect()
+        };
+        assert_eq!(hit(&a, &mut st), vec![1]);
+        assert_eq!(hit(&b, &mut st), vec![0], "b's automaton, not a's cache");
+        assert_eq!(hit(&a, &mut st), vec![1]);
+        assert_eq!(st.dfa.owner, a.id);
+    }
+
+    #[test]
     fn first_match_takes_the_unicode_automaton_for_other_texts() {
         // Unicode classes: the ASCII automaton would answer differently on these texts
         // (`\w` and `\s` take more than ASCII), so they must go to the Unicode one.
@@ -2360,9 +2587,10 @@ mod tests {
             r"^(?i)kill from <HOST>$",
         ]);
         let fm = f.first.as_ref().expect("all anchored: first-match search");
-        let first = |text: &str| {
+        let c = &mut DfaCaches::default();
+        let mut first = |text: &str| {
             let mut h = Hits::default();
-            h.first(fm, text, is_ascii(text)).expect("it builds")
+            h.first(fm, c, text, is_ascii(text)).expect("it builds")
         };
         for (text, want) in [
             ("abc from 192.0.2.1", Some(0)),
@@ -2376,7 +2604,8 @@ mod tests {
             assert_eq!(first(text), want, "{text:?}");
             if is_ascii(text) {
                 let mut h = Hits::default();
-                assert_eq!(h.first(fm, text, false), Some(want), "{text:?}");
+                let c = &mut DfaCaches::default();
+                assert_eq!(h.first(fm, c, text, false), Some(want), "{text:?}");
             }
         }
         // The ASCII check itself, at every length around a vector's width.
