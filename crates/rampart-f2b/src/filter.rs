@@ -746,7 +746,12 @@ struct MlfidCache {
     hashes: VecDeque<u64>,
     /// [`MlfidCache::tag`] of each hash, in the same order.
     tags: VecDeque<u16>,
-    entries: VecDeque<(String, i64, Arc<Fields>)>,
+    /// (id, expiry, data): the data is `None` only while [`merge_failure`] has taken it
+    /// out or made the entry, until its caller puts the final data back.
+    entries: VecDeque<(String, i64, Option<Arc<Fields>>)>,
+    /// The id string of the last entry removed, whose buffer the next new entry reuses
+    /// (the cache is full most of the time: each new id drops an old one).
+    spare: Option<String>,
     /// Entries per bucket ([`MlfidCache::bucket`]): `MLFID_BUCKETS` counters once the
     /// first entry arrives (at most MLFID_CACHE_SIZE entries, so a `u8` never overflows).
     counts: Vec<u8>,
@@ -811,21 +816,28 @@ impl MlfidCache {
             self.count(h, false);
         }
         self.tags.remove(i);
-        self.entries.remove(i);
+        if let Some(e) = self.entries.remove(i) {
+            self.spare = Some(e.0);
+        }
     }
-    fn pop_front(&mut self) -> Option<(String, i64, Arc<Fields>)> {
+    /// Drops the oldest entry; returns its expiry.
+    fn pop_front(&mut self) -> Option<i64> {
         if let Some(h) = self.hashes.pop_front() {
             self.count(h, false);
         }
         self.tags.pop_front();
-        self.entries.pop_front()
+        let e = self.entries.pop_front()?;
+        self.spare = Some(e.0);
+        Some(e.1)
     }
     fn push_back(&mut self, key: &str, h: u64, expiry: i64) {
         self.count(h, true);
         self.hashes.push_back(h);
         self.tags.push_back(Self::tag(h));
-        self.entries
-            .push_back((key.to_owned(), expiry, Arc::default()));
+        let mut k = self.spare.take().unwrap_or_default();
+        k.clear();
+        k.push_str(key);
+        self.entries.push_back((k, expiry, None));
     }
 }
 
@@ -1414,6 +1426,9 @@ impl F2bFilter {
         // With the fast path the prefregex groups (only mlfid) are read when a failregex
         // matches: (line, end of the mlfid group).
         let mut pre_lazy: Option<Cow<'_, str>> = None;
+        // Whether the mlfid was read from `pre_lazy` (once: check-all mode keeps it in
+        // `pre` for the failregexes after the first match).
+        let mut mlfid_read = false;
         if let Some(p) = &self.pref {
             let fast = match (&self.pref_fast, maxlines) {
                 (Some(_), 1) if content_start.is_some() => content_start,
@@ -1544,7 +1559,11 @@ impl F2bFilter {
                 state.buffer = unmatched.iter().cloned().collect();
                 buf_valid = false;
             }
-            if let (Some(line), Some(pf)) = (pre_lazy.take(), &self.pref_fast) {
+            // Where the mlfid value ends in the line when it is the line's prefix
+            // (first-match mode, prefregex fast path): the cache key is read from there.
+            let mut key_end: Option<usize> = None;
+            if let (false, Some(line), Some(pf)) = (mlfid_read, &pre_lazy, &self.pref_fast) {
+                mlfid_read = true;
                 // The prefregex's one group besides the content, the mlfid, read from the
                 // line. A first-match search ends with this failregex, so it goes straight
                 // into the failregex's values, unless the failregex has an mlfid group of
@@ -1553,7 +1572,7 @@ impl F2bFilter {
                 let own = !state.check_all && fail.vals.iter().any(|(n, _)| *n == "mlfid");
                 if !own {
                     let end = mlfid_end.unwrap_or_else(|| {
-                        pf.mlfid_end(&mut state.dfa, &line, is_ascii(&line))
+                        pf.mlfid_end(&mut state.dfa, line, is_ascii(line))
                             .unwrap_or(0)
                     });
                     let v = Some(line[..end].to_owned());
@@ -1561,6 +1580,7 @@ impl F2bFilter {
                         pre.set("mlfid", v);
                     } else {
                         fail.vals.push(("mlfid", v));
+                        key_end = Some(end);
                     }
                 }
             }
@@ -1578,24 +1598,30 @@ impl F2bFilter {
                 }
                 fail = merged;
             }
-            let mlfid = fail.get("mlfid").map(str::to_owned);
-            // The multi-line id whose cache entry takes this failure's final data (shared
+            // The multi-line id (borrowed from the line when it is its prefix, else a
+            // copy: `fail` moves into the merge).
+            let mlfid: Option<Cow<'_, str>> = match (key_end, &pre_lazy) {
+                (Some(e), Some(line)) => Some(Cow::Borrowed(&line[..e])),
+                _ => fail.get("mlfid").map(|m| Cow::Owned(m.to_owned())),
+            };
+            let has_mlfid = mlfid.is_some();
+            // The multi-line id cache entry that takes this failure's final data (shared
             // with the result, not copied).
-            let mut cached: Option<&str> = None;
-            if let Some(id) = &mlfid {
-                let (f, aliased) = merge_failure(state, id, fail, matched_count, now, date);
+            let mut cached: Option<usize> = None;
+            if let Some(id) = mlfid {
+                let (f, entry) = merge_failure(state, &id, fail, matched_count, now, date);
                 fail = f;
-                cached = aliased.then_some(id.as_str());
+                cached = entry;
                 if fail.truthy("nofail") && !state.check_all {
-                    if let Some(id) = cached {
-                        store_mlfid(state, id, Arc::new(fail));
+                    if let Some(i) = cached {
+                        state.mlfid.entries[i].2 = Some(Arc::new(fail));
                     }
                     return out;
                 }
             } else {
                 fail.matches += matched_count;
             }
-            let id = failure_id(&fail, mlfid.is_some());
+            let id = failure_id(&fail, has_mlfid);
             if id.is_none() {
                 fail.pending = true;
             }
@@ -1605,8 +1631,8 @@ impl F2bFilter {
                 .map(|u| u.iter().cloned().collect())
                 .unwrap_or_default();
             let fields = Arc::new(fail);
-            if let Some(id) = cached {
-                store_mlfid(state, id, Arc::clone(&fields));
+            if let Some(i) = cached {
+                state.mlfid.entries[i].2 = Some(Arc::clone(&fields));
             }
             out.push(Failure {
                 nofail: fields.truthy("nofail"),
@@ -1859,8 +1885,9 @@ fn matched_lines(rx: &Rx, buf: &str, caps: &Caps, org: &[Tuple]) -> (Vec<Tuple>,
     (matched, unmatched)
 }
 
-/// fail2ban's `_mergeFailure`: returns the merged data and whether it is the cached entry
-/// (later changes to it must reach the cache).
+/// fail2ban's `_mergeFailure`: returns the merged data and, when it is the data of a
+/// multi-line id cache entry (later changes to it must reach the cache), that entry's
+/// index (the entry's data is `None` until the caller puts the final data there).
 fn merge_failure(
     state: &mut State,
     mlfid: &str,
@@ -1868,7 +1895,7 @@ fn merge_failure(
     matched: usize,
     now: i64,
     date: Option<Timestamp>,
-) -> (Fields, bool) {
+) -> (Fields, Option<usize>) {
     let _ = date;
     let h = key_hash(mlfid);
     let pos = state.mlfid.find_live(h, mlfid, now);
@@ -1887,9 +1914,13 @@ fn merge_failure(
     }
     let users;
     let mut target: Fields;
-    let aliased;
+    let entry;
     if let Some(p) = pos {
-        let mut g = Arc::unwrap_or_clone(std::mem::take(&mut state.mlfid.entries[p].2));
+        let mut g = state.mlfid.entries[p]
+            .2
+            .take()
+            .map(Arc::unwrap_or_clone)
+            .unwrap_or_default();
         users = update_users(&mut g, fail.get("user"));
         if g.pop("nofail").is_some_and(|v| !v.is_empty()) {
             nf |= 4;
@@ -1911,18 +1942,21 @@ fn merge_failure(
         target = g;
         if nf & 2 != 0 {
             state.mlfid.remove(p);
-            aliased = false;
+            entry = None;
         } else {
-            aliased = true;
+            entry = Some(p);
         }
     } else if nf & 2 == 0 {
-        let user = fail.get("user").map(str::to_owned);
-        users = update_users(&mut fail, user.as_deref());
+        if let Some(u) = fail.get("user").filter(|u| !u.is_empty()) {
+            let u = u.to_owned();
+            fail.users.get_or_insert_with(BTreeSet::new).insert(u);
+        }
+        users = fail.users.as_ref().map_or(0, BTreeSet::len);
         target = fail;
         // Bounded: when full, drop the oldest entries (expired or not), as fail2ban does.
         if state.mlfid.len() >= MLFID_CACHE_SIZE {
-            while let Some(e) = state.mlfid.pop_front() {
-                if e.1 > now && state.mlfid.len() < MLFID_CACHE_SIZE {
+            while let Some(expiry) = state.mlfid.pop_front() {
+                if expiry > now && state.mlfid.len() < MLFID_CACHE_SIZE {
                     break;
                 }
             }
@@ -1931,11 +1965,11 @@ fn merge_failure(
             state.mlfid.remove(i);
         }
         state.mlfid.push_back(mlfid, h, now + MLFID_CACHE_SECS);
-        aliased = true;
+        entry = Some(state.mlfid.len() - 1);
     } else {
         users = fail.users.as_ref().map_or(0, BTreeSet::len);
         target = fail;
-        aliased = false;
+        entry = None;
     }
     if std::mem::take(&mut target.pending) || users > 1 {
         target.pop("nofail");
@@ -1952,21 +1986,13 @@ fn merge_failure(
     } else if nf & 3 == 1 {
         target.nofail_matches += matched;
     }
-    (target, aliased)
+    (target, entry)
 }
 
 /// Whether the multi-line id cache has an unexpired entry for `mlfid` (the entry
 /// [`merge_failure`] would merge into).
 fn has_live_mlfid(state: &State, mlfid: &str, now: i64) -> bool {
     state.mlfid.find_live(key_hash(mlfid), mlfid, now).is_some()
-}
-
-/// Puts the final data of a failure into the cache entry of `mlfid` (which
-/// [`merge_failure`] found or made).
-fn store_mlfid(state: &mut State, mlfid: &str, fields: Arc<Fields>) {
-    if let Some(i) = state.mlfid.find(key_hash(mlfid), mlfid) {
-        state.mlfid.entries[i].2 = fields;
-    }
 }
 
 /// The index of the first `h` in `s`: sixteen at a time with a branch-free compare (which
@@ -2205,8 +2231,17 @@ mod tests {
         assert_eq!(c.find_live(7, "b", 40), Some(1));
         c.remove(0);
         assert_eq!(c.find(7, "b"), Some(0));
-        assert_eq!(c.pop_front().map(|e| e.0), Some("b".to_owned()));
+        assert_eq!(c.pop_front(), Some(50));
+        assert_eq!(
+            c.spare.as_deref(),
+            Some("b"),
+            "the id's buffer is kept for reuse"
+        );
         assert_eq!((c.len(), c.find(8, "c")), (1, Some(0)));
+        // A new entry takes the spare buffer, with its own id.
+        c.push_back("dd", 9, 100);
+        assert!(c.spare.is_none());
+        assert_eq!((c.find(9, "dd"), c.entries[1].0.as_str()), (Some(1), "dd"));
         assert_eq!(c.hashes.len(), c.entries.len());
         assert_eq!(c.tags.len(), c.entries.len());
     }
