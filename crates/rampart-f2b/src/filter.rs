@@ -358,6 +358,11 @@ pub struct F2bFilter {
     orders: Vec<Vec<usize>>,
     /// Every failregex, in order.
     order_all: Vec<usize>,
+    /// With the first-match search: per ASCII byte, which set patterns a text starting
+    /// with it can match ([`FIRST_NONE`], [`FIRST_MANY`], or the one set index). With
+    /// none, the search is not needed; with one, that pattern's own search (which finds
+    /// its groups too) replaces it.
+    by_first: Option<Box<[u16; 128]>>,
     pref_fast: Option<PrefFast>,
     /// This filter's number in the process (copies share it): the lazy DFA caches of a
     /// [`State`] are for the filter with this number.
@@ -403,8 +408,10 @@ impl ByteSet {
 }
 
 /// The bytes a non-empty match of `hir` can start with, and whether it can match empty;
-/// `None` for what this does not follow (assertions, Unicode classes).
-fn first_bytes(hir: &regex_syntax::hir::Hir) -> Option<(ByteSet, bool)> {
+/// `None` for what this does not follow (Unicode classes, and assertions unless
+/// `loose`). `loose`: an assertion counts as matching empty, which can only add bytes
+/// and emptiness (an assertion only rules matches out), so the answer is a superset.
+fn first_bytes(hir: &regex_syntax::hir::Hir, loose: bool) -> Option<(ByteSet, bool)> {
     use regex_syntax::hir::{Class, HirKind};
     Some(match hir.kind() {
         HirKind::Empty => (ByteSet::default(), true),
@@ -421,16 +428,17 @@ fn first_bytes(hir: &regex_syntax::hir::Hir) -> Option<(ByteSet, bool)> {
             }
             (f, false)
         }
+        HirKind::Look(_) if loose => (ByteSet::default(), true),
         HirKind::Class(Class::Unicode(_)) | HirKind::Look(_) => return None,
         HirKind::Repetition(r) => {
-            let (f, n) = first_bytes(&r.sub)?;
+            let (f, n) = first_bytes(&r.sub, loose)?;
             (f, n || r.min == 0)
         }
-        HirKind::Capture(c) => first_bytes(&c.sub)?,
+        HirKind::Capture(c) => first_bytes(&c.sub, loose)?,
         HirKind::Concat(v) => {
             let mut f = ByteSet::default();
             for x in v {
-                let (g, n) = first_bytes(x)?;
+                let (g, n) = first_bytes(x, loose)?;
                 f.union(g);
                 if !n {
                     return Some((f, false));
@@ -442,7 +450,7 @@ fn first_bytes(hir: &regex_syntax::hir::Hir) -> Option<(ByteSet, bool)> {
             let mut f = ByteSet::default();
             let mut any = false;
             for x in v {
-                let (g, n) = first_bytes(x)?;
+                let (g, n) = first_bytes(x, loose)?;
                 f.union(g);
                 any |= n;
             }
@@ -509,7 +517,7 @@ impl PrefFast {
                 .build()
                 .parse(&q)
                 .ok()
-                .and_then(|h| first_bytes(&h))
+                .and_then(|h| first_bytes(&h, false))
                 .and_then(|(f, nullable)| nullable.then_some(f))
         };
         Some(PrefFast {
@@ -568,6 +576,49 @@ struct Limits {
     nfa: usize,
     /// The lazy DFA's cache capacity, in bytes (per state).
     cache: usize,
+}
+
+/// [`F2bFilter::by_first`]: no set pattern can match a text starting with this byte.
+const FIRST_NONE: u16 = u16::MAX;
+/// [`F2bFilter::by_first`]: several can (or one that the first-match search serves
+/// better): search.
+const FIRST_MANY: u16 = u16::MAX - 1;
+
+/// For each ASCII byte, which of `pats` (anchored at the start) can match a text that
+/// starts with it: [`FIRST_NONE`], one index, or [`FIRST_MANY`]; `skip(k)`: pattern `k`
+/// is never the one (its bytes say [`FIRST_MANY`]). `None` when there are too many
+/// patterns to index.
+fn first_byte_table(pats: &[String], skip: impl Fn(usize) -> bool) -> Option<Box<[u16; 128]>> {
+    if pats.len() >= usize::from(FIRST_MANY) {
+        return None;
+    }
+    let mut t = Box::new([FIRST_NONE; 128]);
+    for (k, p) in pats.iter().enumerate() {
+        // (ASCII classes: the table serves ASCII texts only, where they agree. A parser
+        // that failed cannot be used again, hence one per pattern.)
+        let first = regex_syntax::ParserBuilder::new()
+            .unicode(false)
+            .utf8(false)
+            .build()
+            .parse(p)
+            .ok()
+            .and_then(|h| first_bytes(&h, true));
+        for b in 0..128u8 {
+            let can = match &first {
+                Some((set, nullable)) => *nullable || set.contains(b),
+                None => true,
+            };
+            if can {
+                let e = &mut t[usize::from(b)];
+                *e = if *e == FIRST_NONE && !skip(k) {
+                    k as u16
+                } else {
+                    FIRST_MANY
+                };
+            }
+        }
+    }
+    Some(t)
 }
 
 /// Slots of the lazy DFAs' caches in [`DfaCaches`]: each [`Dual`] takes two (ASCII form,
@@ -1004,6 +1055,17 @@ impl F2bFilter {
             None
         };
         let order_all: Vec<usize> = (0..fail.len()).collect();
+        // A pattern whose match may need no groups at all (nofail + forget) keeps the
+        // first-match search, which tells without captures.
+        let by_first = match (&first, &set) {
+            (Some(_), Some(set)) => {
+                let set_fail: Vec<usize> = (0..fail.len())
+                    .filter(|&i| set_index[i].is_some())
+                    .collect();
+                first_byte_table(&set.pats, |k| fail[set_fail[k]].forget_nofail)
+            }
+            _ => None,
+        };
         let mut orders = Vec::new();
         if first.is_some() && set.is_some() {
             let set_fail: Vec<usize> = (0..fail.len())
@@ -1023,6 +1085,7 @@ impl F2bFilter {
         static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(F2bFilter {
             id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            by_first,
             orders,
             order_all,
             date,
@@ -1265,17 +1328,29 @@ impl F2bFilter {
     ) -> bool {
         if let Some(set) = &self.set {
             let mut h = Hits::default();
-            let first = self
-                .first
-                .as_ref()
-                .and_then(|fm| h.first(fm, caches, buf, ascii));
-            let any = match first {
-                Some(k) => k.is_some(),
-                None => {
-                    let m = self.set_answer(set, buf);
-                    let any = m.any();
-                    h.all = Some(m);
-                    any
+            let pick = match (&self.by_first, ascii, buf.as_bytes().first()) {
+                (Some(t), true, Some(&b)) if b < 0x80 => t[usize::from(b)],
+                _ => FIRST_MANY,
+            };
+            let any = if pick == FIRST_NONE {
+                h.first = Some(None);
+                false
+            } else if pick != FIRST_MANY {
+                h.only = Some(usize::from(pick));
+                true
+            } else {
+                let first = self
+                    .first
+                    .as_ref()
+                    .and_then(|fm| h.first(fm, caches, buf, ascii));
+                match first {
+                    Some(k) => k.is_some(),
+                    None => {
+                        let m = self.set_answer(set, buf);
+                        let any = m.any();
+                        h.all = Some(m);
+                        any
+                    }
                 }
             };
             *hits = Some(h);
@@ -1479,9 +1554,13 @@ impl F2bFilter {
         let mut mlfid_end: Option<usize> = content_split.and_then(|c| c.1);
         // The failregexes to try: without those the known first-match answer rules out
         // (the loop below would skip them), else all.
-        let order = match set_hits.first {
-            Some(Some(j)) if single && !self.orders.is_empty() => &self.orders[j],
-            Some(None) if single && !self.orders.is_empty() => &self.orders[self.orders.len() - 1],
+        let order = match (set_hits.only, set_hits.first) {
+            (Some(j), _) | (None, Some(Some(j))) if single && !self.orders.is_empty() => {
+                &self.orders[j]
+            }
+            (None, Some(None)) if single && !self.orders.is_empty() => {
+                &self.orders[self.orders.len() - 1]
+            }
             _ => &self.order_all,
         };
         for &idx in order {
@@ -1493,12 +1572,20 @@ impl F2bFilter {
                 set_hits = Hits::default();
             }
             let mut known = false;
+            // The only set pattern that can match, not yet searched for.
+            let mut only = false;
             if let (Some(set), Some(k)) = (&self.set, self.set_index[idx]) {
-                let all = || self.set_answer(set, &buf);
-                if !set_hits.matched(self.first.as_ref(), &mut state.dfa, &buf, k, all) {
-                    continue;
+                match set_hits.only {
+                    Some(o) if o != k => continue,
+                    Some(_) => only = true,
+                    None => {
+                        let all = || self.set_answer(set, &buf);
+                        if !set_hits.matched(self.first.as_ref(), &mut state.dfa, &buf, k, all) {
+                            continue;
+                        }
+                        known = true;
+                    }
                 }
-                known = true;
             } else if !rx.gate_passes(&buf) {
                 continue;
             }
@@ -1521,6 +1608,15 @@ impl F2bFilter {
             let hit = if known {
                 // The set saw the match: only its groups are left to find.
                 rx.re.search_matching(&buf, &mut state.caps) == Search::Match
+            } else if only {
+                match rx.re.search_linear(&buf, &mut state.caps) {
+                    Search::Match => true,
+                    Search::NoMatch => false,
+                    Search::Limit => {
+                        state.step_limit_hits += 1;
+                        false
+                    }
+                }
             } else {
                 self.search(rx, state, &buf)
             };
@@ -1679,6 +1775,9 @@ struct Hits {
     /// From the first-match search: the set index of the first pattern that matches
     /// (`Some(None)`: none does).
     first: Option<Option<usize>>,
+    /// From the first byte ([`F2bFilter::by_first`]): the only set pattern that can
+    /// match; the first-match search was not run, the pattern's own search decides.
+    only: Option<usize>,
     /// From the set: every pattern that matches.
     all: Option<SetAnswer>,
 }
@@ -2562,6 +2661,107 @@ mod tests {
                         patterns(&fast, &mut a, line),
                         patterns(&general, &mut b, line),
                         "{line:?} check_all={check_all}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_byte_skips_the_first_match_search_with_the_same_results() {
+        let mut d = def(&[
+            r"^Bad (?!x)(?P<user>\S+) from <HOST>$",
+            r"^pam_\w+ fail for <F-USER>\S*</F-USER> from <HOST>$",
+            r"^Conn closed by <HOST>$",
+            r"^Conn reset by <HOST>",
+            r"^(?i)xyz from <HOST>",
+            r"^<F-NOFAIL>Gone</F-NOFAIL> <F-MLFFORGET>by</F-MLFFORGET> <HOST>",
+            r"^\s*Sure <F-USER>\w*</F-USER> at <HOST>$",
+        ]);
+        let t = load(d.clone()).by_first.expect("first-match search: table");
+        let at = |b: u8| t[usize::from(b)];
+        // Set indices: 0 pam, 1 and 2 Conn, 3 xyz, 4 Gone (nofail + forget), 5 the last.
+        assert_eq!(at(b'p'), 0);
+        assert_eq!(at(b'C'), FIRST_MANY);
+        assert_eq!((at(b'x'), at(b'X')), (3, 3), "case-insensitive");
+        assert_eq!(
+            at(b'G'),
+            FIRST_MANY,
+            "the first-match search serves nofail + forget"
+        );
+        assert_eq!((at(b'S'), at(b' '), at(b'\t')), (5, 5, 5));
+        assert_eq!(
+            (at(b'-'), at(b'B'), at(b'_')),
+            (FIRST_NONE, FIRST_NONE, FIRST_NONE)
+        );
+        // The pattern's own search (the one the table leads to) against the general one,
+        // on ASCII and other texts.
+        let pam = &load(d.clone()).fail[1];
+        for text in [
+            "pam_unix fail for root from 192.0.2.1",
+            "pam_unix fail for r\u{f6}t from 192.0.2.1",
+            "pam_\u{e9} fail for root from 192.0.2.1",
+            "pam_unix fail for root from 192.0.2.1 x",
+        ] {
+            let (mut a, mut b) = (Caps::default(), Caps::default());
+            let (x, y) = (
+                pam.re.search_linear(text, &mut a),
+                pam.re.search(text, &mut b),
+            );
+            assert_eq!(x, y, "{text:?}");
+            if x == Search::Match {
+                assert_eq!(a.get(0), b.get(0), "{text:?}");
+                let u = pam.named.iter().find(|n| n.0 == "user").unwrap().1;
+                assert_eq!(a.get(u), b.get(u), "{text:?}");
+            }
+        }
+        d.ignoreregex = vec![r"^pam_\w+ fail for eve".to_owned()];
+        for d in [
+            def(&d.failregex.iter().map(String::as_str).collect::<Vec<_>>()),
+            d,
+        ] {
+            let fast = load(d);
+            let mut general = fast.clone();
+            general.by_first = None;
+            let lines = [
+                "pam_unix fail for root from 192.0.2.1",
+                "pam_unix fail for from 192.0.2.1",
+                "pam_unix fail for eve from 192.0.2.1",
+                "pam_unix fail for root from 192.0.2.1 x",
+                "pam_x fail",
+                "pam_\u{e9} fail for root from 192.0.2.1",
+                "XYZ from 192.0.2.4",
+                "xyz from 192.0.2.4 and more",
+                "Sure bob at 192.0.2.5",
+                "  Sure bob at 192.0.2.5",
+                "Sure  at 192.0.2.5",
+                "Gone by 192.0.2.6",
+                "Bad bob from 192.0.2.7",
+                "Bad xbob from 192.0.2.7",
+                "Conn closed by 192.0.2.8",
+                "-- nothing",
+                "",
+            ];
+            for check_all in [false, true] {
+                let (mut a, mut b) = (fast.new_state(), general.new_state());
+                a.set_check_all(check_all);
+                b.set_check_all(check_all);
+                for line in lines {
+                    let all = |f: &F2bFilter, st: &mut State| -> Vec<String> {
+                        f.process_line_all(st, line.as_bytes(), 1_790_000_000)
+                            .iter()
+                            .map(|x| {
+                                format!(
+                                    "{} {:?} {:?} {} {}",
+                                    x.pattern, x.id, x.user, x.nofail, x.attempts
+                                )
+                            })
+                            .collect()
+                    };
+                    assert_eq!(
+                        all(&fast, &mut a),
+                        all(&general, &mut b),
+                        "{line:?} {check_all}"
                     );
                 }
             }

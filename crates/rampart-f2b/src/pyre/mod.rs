@@ -292,6 +292,27 @@ impl PyRegex {
         self.search_matching_with(text, caps, true)
     }
 
+    /// [`PyRegex::search`] for a linear pattern that may well match (the only candidate
+    /// of a first-byte check): our backtracker answers on an ASCII text, match or not
+    /// (its "no match" is final: it tried every path); the step limit and other texts
+    /// take [`PyRegex::search_matching`]. Same result as [`PyRegex::search`] in every
+    /// case.
+    pub fn search_linear(&self, text: &str, caps: &mut Caps) -> Search {
+        if let Engine::Linear(l) = &self.engine {
+            let bts = l
+                .capturers
+                .get_or_init(|| Capturers::new(&self.source, self.multiline));
+            if let (true, Some(p)) = (text.is_ascii(), &bts.prog) {
+                match p.search(text, 0, text.len(), &mut caps.slots) {
+                    Ok(true) => return Search::Match,
+                    Ok(false) => return Search::NoMatch,
+                    Err(StepLimit) => {}
+                }
+            }
+        }
+        self.search_matching(text, caps)
+    }
+
     /// [`PyRegex::search_matching`]; `ours`: our backtracker may find the groups (an
     /// ASCII text, a pattern it agrees on); else regex-automata's bounded backtracker.
     fn search_matching_with(&self, text: &str, caps: &mut Caps, ours: bool) -> Search {
