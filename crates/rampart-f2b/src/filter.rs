@@ -309,10 +309,6 @@ pub struct Failure {
     pub time: Option<Timestamp>,
     /// Index of the failregex that matched.
     pub pattern: usize,
-    /// `user` (from `<F-USER>` or an `<F-ALT_USER>`).
-    pub user: Option<String>,
-    /// Every user seen on this multi-line id, sorted.
-    pub users: Vec<String>,
     /// Lines merged into this failure (fail2ban's `len(matches)`).
     pub attempts: usize,
     /// `<F-NOFAIL>` (or a success): not a failure, only data for the MLFID.
@@ -323,6 +319,19 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// `user` (from `<F-USER>` or an `<F-ALT_USER>`).
+    pub fn user(&self) -> Option<&str> {
+        self.fields.get("user")
+    }
+    /// Every user seen on this multi-line id, sorted.
+    pub fn users(&self) -> Vec<&str> {
+        self.fields
+            .users
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .collect()
+    }
     /// A real failure: an id and not `nofail`.
     pub fn is_failure(&self) -> bool {
         self.id.is_some() && !self.nofail
@@ -1721,19 +1730,12 @@ impl F2bFilter {
             if id.is_none() {
                 fail.pending = true;
             }
-            let users: Vec<String> = fail
-                .users
-                .as_ref()
-                .map(|u| u.iter().cloned().collect())
-                .unwrap_or_default();
             let fields = Arc::new(fail);
             if let Some(i) = cached {
                 state.mlfid.entries[i].2 = Some(Arc::clone(&fields));
             }
             out.push(Failure {
                 nofail: fields.truthy("nofail"),
-                user: fields.get("user").map(str::to_owned),
-                users,
                 attempts: fields.matches,
                 id,
                 time: date,
@@ -2270,7 +2272,11 @@ mod tests {
                 .map(|x| {
                     format!(
                         "{} {:?} {:?} {} {}",
-                        x.pattern, x.id, x.user, x.attempts, x.nofail
+                        x.pattern,
+                        x.id,
+                        x.user(),
+                        x.attempts,
+                        x.nofail
                     )
                 })
                 .collect()
@@ -2526,7 +2532,11 @@ mod tests {
                     f.sort();
                     format!(
                         "{} {:?} {:?} {:?} {} {f:?}",
-                        x.pattern, x.id, x.users, x.user, x.attempts
+                        x.pattern,
+                        x.id,
+                        x.users(),
+                        x.user(),
+                        x.attempts
                     )
                 })
                 .collect()
@@ -2591,7 +2601,7 @@ mod tests {
         line.extend_from_slice(b"b from 192.0.2.4");
         let got = f.process_line_all(&mut st, &line, 1_790_000_000);
         assert_eq!(got.len(), 1);
-        assert_eq!(got[0].user.as_deref(), Some("b\u{fffd}\u{fffd}b"));
+        assert_eq!(got[0].user(), Some("b\u{fffd}\u{fffd}b"));
         for bytes in [
             &b"plain"[..],
             "h\u{e9}llo \u{2003} \u{1f600}".as_bytes(),
@@ -2753,7 +2763,11 @@ mod tests {
                             .map(|x| {
                                 format!(
                                     "{} {:?} {:?} {} {}",
-                                    x.pattern, x.id, x.user, x.nofail, x.attempts
+                                    x.pattern,
+                                    x.id,
+                                    x.user(),
+                                    x.nofail,
+                                    x.attempts
                                 )
                             })
                             .collect()

@@ -235,7 +235,7 @@ fn check(f: &Failure, fd: &serde_json::Map<String, Value>) -> Vec<String> {
                     .map(|a| a.iter().map(json_str).collect())
                     .unwrap_or_default();
                 want.sort();
-                want == f.users
+                want == f.users()
             }
             key => match (f.fields.get(key), v) {
                 (None, Value::Null) => true,
@@ -247,7 +247,7 @@ fn check(f: &Failure, fd: &serde_json::Map<String, Value>) -> Vec<String> {
             let got = match k.as_str() {
                 "host" => f.id.as_ref().map(|i| i.to_string()).unwrap_or_default(),
                 "attempts" => f.attempts.to_string(),
-                "users" => format!("{:?}", f.users),
+                "users" => format!("{:?}", f.users()),
                 key => format!("{:?}", f.fields.get(key)),
             };
             bad.push(format!("{k}: want {v}, got {got}"));

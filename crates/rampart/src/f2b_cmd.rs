@@ -140,7 +140,7 @@ pub fn test(args: &FilterTestArgs) -> anyhow::Result<ExitCode> {
                     None => out.write_all(b"null")?,
                 }
                 write!(out, ",\"pattern\":\"failregex[{}]\"", f.pattern)?;
-                if let Some(u) = &f.user {
+                if let Some(u) = f.user() {
                     out.write_all(b",\"user\":")?;
                     serde_json::to_writer(&mut out, u)?;
                 }
