@@ -878,6 +878,11 @@ impl Machine<'_> {
             _ => {}
         }
         let mut n = (hi - pos) as u64;
+        if matches!(one, One::Class(_) | One::Any) && bytes.get(hi).is_none_or(|&b| b < 0x80) {
+            // The tight loop stopped at the end or at an ASCII byte it refused: the
+            // general path would refuse it too.
+            return (hi, n);
+        }
         while let Some(next) = self.one(one, hi) {
             hi = next;
             n += 1;
