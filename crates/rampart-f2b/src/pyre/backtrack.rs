@@ -878,6 +878,11 @@ impl Machine<'_> {
             _ => {}
         }
         let mut n = (hi - pos) as u64;
+        if matches!(one, One::Class(_) | One::Any) && bytes.get(hi).is_none_or(|&b| b < 0x80) {
+            // The tight loop stopped at the end or at an ASCII byte it refused: the
+            // general path would refuse it too.
+            return (hi, n);
+        }
         while let Some(next) = self.one(one, hi) {
             hi = next;
             n += 1;
@@ -1114,7 +1119,13 @@ impl Machine<'_> {
                         self.prog.needs[i].iter().all(|n| rest.contains(n.as_str()))
                     }
                     Inst::Save(s) => {
-                        self.stack.push(Frame::Slot(s, self.slots[s]));
+                        // The undo record is needed only when there is something to
+                        // backtrack to: at the top level with an empty stack, a failure
+                        // ends this start position, and the search clears the slots
+                        // before the next one.
+                        if !(matches!(mode, Mode::Top) && self.stack.len() == base) {
+                            self.stack.push(Frame::Slot(s, self.slots[s]));
+                        }
                         self.slots[s] = Some(pos);
                         true
                     }
@@ -1449,6 +1460,57 @@ mod tests {
                     assert_eq!(m.star_run(one, pos), (hi, n), "{p} on {t:?} at {pos}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn captures_set_before_any_choice_match_the_regex_crate() {
+        // Groups opened while nothing is left to backtrack to (no undo record), then
+        // choices and backtracking after them, on several start positions: the groups
+        // must be the `regex` crate's (leftmost-first, like ours on these patterns).
+        const PATS: &[&str] = &[
+            r"^(a)(b|bc)(c?)$",
+            r"(\w+)(\d)",
+            r"^(?:(x)|(x)y)z",
+            r"(a*)(b)?(ab)",
+            r"(b)(a|ab)(c|bc)",
+            r"^(\S+) (?:(a)|(\w+)) (b)",
+            r"(?:(a)|b)(c)(?:(d)|(dx))x",
+        ];
+        const WORDS: &[&str] = &[
+            "a", "b", "c", "ab", "bc", "x", "xy", "z", "d", "dx", " ", "1",
+        ];
+        let mut g = Gen(0x0dd_ba11_c0ff_ee42);
+        let texts: Vec<String> = (0..6000)
+            .map(|_| {
+                (0..g.below(10))
+                    .map(|_| WORDS[g.below(WORDS.len())])
+                    .collect()
+            })
+            .collect();
+        for p in PATS {
+            let parsed = parse(p, false).unwrap();
+            let prog = Prog::compile(&parsed.node, parsed.groups).unwrap();
+            let re = regex::Regex::new(p).unwrap();
+            let mut hits = 0;
+            for t in &texts {
+                let mut slots = Vec::new();
+                let ours = prog.search(t, 0, t.len(), &mut slots).unwrap();
+                let theirs = re.captures(t);
+                assert_eq!(ours, theirs.is_some(), "{p} on {t:?}");
+                if let Some(c) = theirs {
+                    hits += 1;
+                    for gi in 0..=parsed.groups {
+                        let want = c.get(gi).map(|m| (m.start(), m.end()));
+                        let have = match (slots[2 * gi], slots[2 * gi + 1]) {
+                            (Some(a), Some(b)) => Some((a, b)),
+                            _ => None,
+                        };
+                        assert_eq!(have, want, "{p} on {t:?}, group {gi}");
+                    }
+                }
+            }
+            assert!(hits > 10, "{p}: {hits} texts matched");
         }
     }
 
