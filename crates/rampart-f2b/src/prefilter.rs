@@ -349,6 +349,11 @@ mod tests {
         r"^User \S+ not allowed because account is locked",
         r"^Received disconnect from \S+ port \d+:3: \S+: Auth fail",
         r"^(?:Connection (?:closed|reset)|Disconnected) (?:by|from) \S+",
+        r"^User \S+ not allowed because not in any group",
+        r"^Accepted \w+ for \S+ from \S+",
+        r"^Change of username or service not allowed: \S+",
+        r"^refused connect from \S+",
+        r"^Received disconnect from \S+ port \d+:11: ",
     ];
     const WORDS: &[&str] = &[
         "Failed ",
@@ -375,6 +380,9 @@ mod tests {
         "Received disconnect from 203.0.113.9 port 22:3: com.jcraft.jsch.JSchException: Auth fail",
         "Disconnected from 192.0.2.200",
         "refused connect from 192.0.2.4",
+        "Accepted publickey for maria from 2001:db8::5",
+        "User eve not allowed because not in any group",
+        "Received disconnect from 192.0.2.8 port 4772:11: disconnected by user",
     ];
 
     #[test]
