@@ -352,7 +352,7 @@ pub struct F2bFilter {
     pref: Option<Rx>,
     fail: Vec<Rx>,
     ignore: Vec<Rx>,
-    prefilter: Option<AhoCorasick>,
+    prefilter: Option<crate::prefilter::Prefilter>,
     /// The linear failregexes in one set (one pass finds which can match) and, per
     /// failregex, its index in the set.
     set: Option<LazySet>,

@@ -1,9 +1,12 @@
 //! A literal prefilter derived from the failregexes: for each failregex, a set of strings
 //! one of which every match must contain. A line that contains none of them (checked with
 //! one case-insensitive Aho-Corasick scan) cannot match any failregex, so it skips the
-//! regexes entirely. Look-around, back-references and conditionals only add constraints,
+//! regexes entirely. When the literals are case-sensitive (the common case) the scan calls
+//! the packed (Teddy) searcher directly: the same answers as the full automaton with less
+//! work per line. Look-around, back-references and conditionals only add constraints,
 //! so ignoring them keeps the sets valid for the backtracking patterns too.
 
+use aho_corasick::packed;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use crate::filter::Rx;
@@ -88,8 +91,44 @@ pub fn required_literals(expanded: &str, multiline: bool) -> Option<(Vec<String>
     (set.iter().all(|s| s.chars().count() >= MIN_LITERAL)).then(|| (set, has_icase(&parsed.node)))
 }
 
-/// One automaton over every failregex's literals, or `None` when some failregex has none.
-pub fn build(_pref: Option<&Rx>, fail: &[Rx]) -> Option<AhoCorasick> {
+/// The literal prefilter: one scan that tells whether a line contains any of the
+/// literals the failregexes need.
+#[derive(Debug, Clone)]
+pub struct Prefilter {
+    scan: Scan,
+    /// How many literals the scan looks for.
+    len: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Scan {
+    /// Case-sensitive literals: the packed searcher alone (Teddy, or Rabin-Karp on short
+    /// haystacks), without the automaton's per-call dispatch.
+    Packed(packed::Searcher),
+    /// Case-insensitive literals (the packed searcher has no such mode).
+    Automaton(AhoCorasick),
+}
+
+impl Prefilter {
+    /// Whether `haystack` contains one of the literals (`false`: no failregex can match).
+    #[inline]
+    pub fn is_match(&self, haystack: &str) -> bool {
+        match &self.scan {
+            Scan::Packed(s) => s.find(haystack).is_some(),
+            Scan::Automaton(ac) => ac.is_match(haystack),
+        }
+    }
+
+    /// How many literals the scan looks for (after dropping redundant ones).
+    pub fn patterns_len(&self) -> usize {
+        self.len
+    }
+}
+
+/// The literals the prefilter scans for: every failregex's set, deduplicated, without
+/// those that contain another one; and whether they match case-insensitively. `None`
+/// when some failregex has no set (so no line can be skipped).
+pub fn patterns(fail: &[Rx]) -> Option<(Vec<String>, bool)> {
     let mut pats: Vec<String> = Vec::new();
     let mut icase = false;
     for rx in fail {
@@ -126,11 +165,34 @@ pub fn build(_pref: Option<&Rx>, fail: &[Rx]) -> Option<AhoCorasick> {
         .zip(redundant)
         .filter_map(|(p, r)| (!r).then_some(p))
         .collect();
+    Some((pats, icase))
+}
+
+/// One scan over every failregex's literals, or `None` when some failregex has none.
+pub fn build(_pref: Option<&Rx>, fail: &[Rx]) -> Option<Prefilter> {
+    let (pats, icase) = patterns(fail)?;
+    if !icase {
+        let searcher = packed::Config::new()
+            .match_kind(packed::MatchKind::LeftmostFirst)
+            .builder()
+            .extend(&pats)
+            .build();
+        if let Some(s) = searcher {
+            return Some(Prefilter {
+                scan: Scan::Packed(s),
+                len: pats.len(),
+            });
+        }
+    }
     AhoCorasickBuilder::new()
         .ascii_case_insensitive(icase)
         .match_kind(MatchKind::LeftmostFirst)
         .build(&pats)
         .ok()
+        .map(|ac| Prefilter {
+            scan: Scan::Automaton(ac),
+            len: pats.len(),
+        })
 }
 
 #[cfg(test)]
@@ -177,5 +239,189 @@ mod tests {
         ] {
             assert_eq!(ac.is_match(line), hit, "{line}");
         }
+    }
+
+    /// A small deterministic generator (xorshift) for test lines.
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// Lines built from the literals' pieces (whole, cut, case-flipped, one byte changed),
+    /// the failregexes' own words and filler, 0 to ~250 bytes long: both the short-haystack
+    /// path and the vector scan see hits, near misses and literals split at every point.
+    fn lines(lits: &[&str], words: &[&str], seed: u64, n: usize) -> Vec<String> {
+        let mut g = Gen(seed);
+        let filler = [
+            " ",
+            "x",
+            "sshd[123]: ",
+            "from 192.0.2.7 port 22",
+            "é",
+            "ü",
+            "Ĳ",
+            "\t",
+        ];
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            // Half the lines start with one of the words (whole sample messages among them),
+            // so anchored failregexes match often enough.
+            let mut line = if g.below(2) == 0 {
+                words[g.below(words.len())].to_owned()
+            } else {
+                String::new()
+            };
+            let parts = g.below(12);
+            for _ in 0..parts {
+                let lit = lits[g.below(lits.len())];
+                let piece: String = match g.below(7) {
+                    0 | 1 => lit.to_owned(),
+                    2 => lit[..g.below(lit.len())].to_owned(),
+                    3 => lit[g.below(lit.len())..].to_owned(),
+                    4 => {
+                        let mut b = lit.as_bytes().to_vec();
+                        let k = g.below(b.len());
+                        b[k] = if b[k].is_ascii_lowercase() {
+                            b[k].to_ascii_uppercase()
+                        } else {
+                            b'~'
+                        };
+                        String::from_utf8(b).unwrap()
+                    }
+                    5 => words[g.below(words.len())].to_owned(),
+                    _ => filler[g.below(filler.len())].repeat(1 + g.below(20)),
+                };
+                line.push_str(&piece);
+            }
+            out.push(line);
+        }
+        out
+    }
+
+    fn check_no_match_is_rejected(regexes: &[&str], words: &[&str], seed: u64) -> (usize, usize) {
+        let fail: Vec<Rx> = regexes.iter().map(|p| Rx::new(p, false).unwrap()).collect();
+        let checks: Vec<regex::Regex> = regexes
+            .iter()
+            .map(|p| regex::Regex::new(p).unwrap())
+            .collect();
+        let pf = build(None, &fail).unwrap();
+        let (pats, icase) = patterns(&fail).unwrap();
+        let lits: Vec<&str> = pats.iter().map(String::as_str).collect();
+        let (mut accepted, mut matched) = (0, 0);
+        for line in lines(&lits, words, seed, 40_000) {
+            let hit = pf.is_match(&line);
+            let expect = if icase {
+                let l = line.to_ascii_lowercase();
+                lits.iter().any(|p| l.contains(&p.to_ascii_lowercase()))
+            } else {
+                lits.iter().any(|p| line.contains(p))
+            };
+            assert_eq!(
+                hit, expect,
+                "prefilter disagrees with a plain search: {line:?}"
+            );
+            let m = checks.iter().any(|re| re.is_match(&line));
+            assert!(
+                hit || !m,
+                "prefilter rejected a line a failregex matches: {line:?}"
+            );
+            accepted += usize::from(hit);
+            matched += usize::from(m);
+        }
+        (accepted, matched)
+    }
+
+    const SSHD_LIKE: &[&str] = &[
+        r"^Failed (?:password|publickey) for (?:invalid user )?\S+ from \S+",
+        r"^[iI](?:llegal|nvalid) user \S* from \S+",
+        r"^pam_unix\(sshd:auth\):\s+authentication failure;\s*logname=\S*",
+        r"^User \S+ not allowed because not listed in AllowUsers",
+        r"^User \S+ not allowed because listed in DenyUsers",
+        r"^User \S+ not allowed because account is locked",
+        r"^Received disconnect from \S+ port \d+:3: \S+: Auth fail",
+        r"^(?:Connection (?:closed|reset)|Disconnected) (?:by|from) \S+",
+        r"^User \S+ not allowed because not in any group",
+        r"^Accepted \w+ for \S+ from \S+",
+        r"^Change of username or service not allowed: \S+",
+        r"^refused connect from \S+",
+        r"^Received disconnect from \S+ port \d+:11: ",
+    ];
+    const WORDS: &[&str] = &[
+        "Failed ",
+        "password ",
+        "for ",
+        "invalid user ",
+        "root ",
+        "from ",
+        "Invalid user ",
+        "pam_unix(sshd:auth): ",
+        "authentication failure; ",
+        "logname=",
+        "User ",
+        "Received disconnect ",
+        "port 22",
+        ":3: ",
+        "Connection closed ",
+        "by ",
+        "Failed password for root from 192.0.2.1",
+        "Failed publickey for invalid user x from 2001:db8::1",
+        "Invalid user admin from 198.51.100.3",
+        "pam_unix(sshd:auth): authentication failure; logname= uid=0",
+        "User bob not allowed because listed in DenyUsers",
+        "Received disconnect from 203.0.113.9 port 22:3: com.jcraft.jsch.JSchException: Auth fail",
+        "Disconnected from 192.0.2.200",
+        "refused connect from 192.0.2.4",
+        "Accepted publickey for maria from 2001:db8::5",
+        "User eve not allowed because not in any group",
+        "Received disconnect from 192.0.2.8 port 4772:11: disconnected by user",
+    ];
+
+    #[test]
+    fn packed_scan_accepts_every_line_a_failregex_matches() {
+        let fail: Vec<Rx> = SSHD_LIKE
+            .iter()
+            .map(|p| Rx::new(p, false).unwrap())
+            .collect();
+        let pf = build(None, &fail).unwrap();
+        assert!(
+            matches!(pf.scan, Scan::Packed(_)),
+            "case-sensitive literals use the packed scan"
+        );
+        let (accepted, matched) =
+            check_no_match_is_rejected(SSHD_LIKE, WORDS, 0x9e37_79b9_7f4a_7c15);
+        assert!(
+            matched > 500,
+            "the generator must produce matching lines ({matched})"
+        );
+        assert!(
+            accepted > matched && accepted < 40_000,
+            "accepted {accepted}"
+        );
+    }
+
+    #[test]
+    fn case_insensitive_scan_accepts_every_line_a_failregex_matches() {
+        let mut regexes = SSHD_LIKE.to_vec();
+        regexes.push(r"(?i)^refused connect from \S+");
+        let fail: Vec<Rx> = regexes.iter().map(|p| Rx::new(p, false).unwrap()).collect();
+        let pf = build(None, &fail).unwrap();
+        assert!(
+            matches!(pf.scan, Scan::Automaton(_)),
+            "(?i) needs the automaton"
+        );
+        let (_, matched) = check_no_match_is_rejected(&regexes, WORDS, 0x2545_f491_4f6c_dd1d);
+        assert!(
+            matched > 500,
+            "the generator must produce matching lines ({matched})"
+        );
     }
 }
