@@ -371,7 +371,7 @@ pub struct F2bFilter {
     /// with it can match ([`FIRST_NONE`], [`FIRST_MANY`], or the one set index). With
     /// none, the search is not needed; with one, that pattern's own search (which finds
     /// its groups too) replaces it.
-    by_first: Option<Box<[u16; 128]>>,
+    by_first: Option<Box<ByFirst>>,
     pref_fast: Option<PrefFast>,
     /// This filter's number in the process (copies share it): the lazy DFA caches of a
     /// [`State`] are for the filter with this number.
@@ -593,15 +593,36 @@ const FIRST_NONE: u16 = u16::MAX;
 /// better): search.
 const FIRST_MANY: u16 = u16::MAX - 1;
 
-/// For each ASCII byte, which of `pats` (anchored at the start) can match a text that
-/// starts with it: [`FIRST_NONE`], one index, or [`FIRST_MANY`]; `skip(k)`: pattern `k`
-/// is never the one (its bytes say [`FIRST_MANY`]). `None` when there are too many
-/// patterns to index.
-fn first_byte_table(pats: &[String], skip: impl Fn(usize) -> bool) -> Option<Box<[u16; 128]>> {
+/// What the first byte of a text (ASCII) tells of the failregexes that can match it.
+#[derive(Debug, Clone)]
+struct ByFirst {
+    /// Which set patterns can: [`FIRST_NONE`], the one set index, or [`FIRST_MANY`]
+    /// (several, or one whose match may need no groups: nofail + forget, which the
+    /// first-match search tells without captures).
+    pick: [u16; 128],
+    /// Some can, and every one that can is a set pattern whose match yields nothing and
+    /// changes nothing when the line's multi-line id has no live cache entry (nofail +
+    /// forget): then the line needs no search at all.
+    forget: [bool; 128],
+}
+
+/// [`ByFirst`] for the set patterns `pats` (anchored at the start); `forget(k)`: set
+/// pattern `k` is nofail + forget; `others`: the first byte of each failregex outside
+/// the set, `None` when it could be any. `None` when there are too many patterns.
+fn first_byte_table(
+    pats: &[String],
+    forget: impl Fn(usize) -> bool,
+    others: &[Option<u8>],
+) -> Option<Box<ByFirst>> {
     if pats.len() >= usize::from(FIRST_MANY) {
         return None;
     }
-    let mut t = Box::new([FIRST_NONE; 128]);
+    let mut t = Box::new(ByFirst {
+        pick: [FIRST_NONE; 128],
+        forget: [false; 128],
+    });
+    // (candidates, nofail + forget candidates) per byte
+    let mut count = [(0usize, 0usize); 128];
     for (k, p) in pats.iter().enumerate() {
         // (ASCII classes: the table serves ASCII texts only, where they agree. A parser
         // that failed cannot be used again, hence one per pattern.)
@@ -618,14 +639,21 @@ fn first_byte_table(pats: &[String], skip: impl Fn(usize) -> bool) -> Option<Box
                 None => true,
             };
             if can {
-                let e = &mut t[usize::from(b)];
-                *e = if *e == FIRST_NONE && !skip(k) {
+                let c = &mut count[usize::from(b)];
+                c.0 += 1;
+                c.1 += usize::from(forget(k));
+                t.pick[usize::from(b)] = if c.0 == 1 && !forget(k) {
                     k as u16
                 } else {
                     FIRST_MANY
                 };
             }
         }
+    }
+    for b in 0..128u8 {
+        let (n, f) = count[usize::from(b)];
+        let other = others.iter().any(|o| o.is_none_or(|x| x == b));
+        t.forget[usize::from(b)] = n > 0 && n == f && !other;
     }
     Some(t)
 }
@@ -1071,7 +1099,11 @@ impl F2bFilter {
                 let set_fail: Vec<usize> = (0..fail.len())
                     .filter(|&i| set_index[i].is_some())
                     .collect();
-                first_byte_table(&set.pats, |k| fail[set_fail[k]].forget_nofail)
+                let others: Vec<Option<u8>> = (0..fail.len())
+                    .filter(|&i| set_index[i].is_none())
+                    .map(|i| fail[i].lead.as_ref().map(|l| l.as_bytes()[0]))
+                    .collect();
+                first_byte_table(&set.pats, |k| fail[set_fail[k]].forget_nofail, &others)
             }
             _ => None,
         };
@@ -1291,6 +1323,25 @@ impl F2bFilter {
                     (Some(_), None) => None,
                 };
                 if let Some(body) = body {
+                    // Only nofail + forget failregexes can match (by the first byte): with
+                    // no live cache entry for the line's multi-line id, a match yields
+                    // nothing and changes nothing, and so does no match (the search that
+                    // finds which would end the same way, see find_failure).
+                    if let (Some(t), Some(m), Some(&b), true) = (
+                        &self.by_first,
+                        known_mlfid_end,
+                        body.as_bytes().first(),
+                        ascii,
+                    ) {
+                        if b < 0x80
+                            && t.forget[usize::from(b)]
+                            && !state.check_all
+                            && self.ignore.is_empty()
+                            && !has_live_mlfid(state, &msg[..m], now)
+                        {
+                            return Vec::new();
+                        }
+                    }
                     if !self.may_match(&mut state.dfa, body, ascii, &mut set_hits) {
                         return Vec::new();
                     }
@@ -1338,7 +1389,7 @@ impl F2bFilter {
         if let Some(set) = &self.set {
             let mut h = Hits::default();
             let pick = match (&self.by_first, ascii, buf.as_bytes().first()) {
-                (Some(t), true, Some(&b)) if b < 0x80 => t[usize::from(b)],
+                (Some(t), true, Some(&b)) if b < 0x80 => t.pick[usize::from(b)],
                 _ => FIRST_MANY,
             };
             let any = if pick == FIRST_NONE {
@@ -2242,9 +2293,20 @@ mod tests {
         assert!(fast.pref_fast.is_some() && fast.first.is_some());
         let kinds: Vec<bool> = fast.fail.iter().map(|r| r.forget_nofail).collect();
         assert_eq!(kinds, vec![false, false, true, true]);
+        // By the first byte, only nofail + forget failregexes can match "Closed",
+        // "Gone" and "Accepted" lines.
+        let t = fast.by_first.as_ref().expect("first-byte table");
+        let forget = |c: u8| t.forget[usize::from(c)];
+        assert!(forget(b'C') && forget(b'G') && forget(b'A'));
+        assert!(!forget(b'F') && !forget(b'T') && !forget(b'x'));
         let mut slow = fast.clone();
         slow.fail.iter_mut().for_each(|r| r.forget_nofail = false);
+        slow.by_first = None;
         let lines = [
+            // Only nofail + forget failregexes could match, and none does.
+            "h d[7]: Closing soon",
+            "h d[8]: Try for ivy from 192.0.2.8",
+            "h d[8]: Closing soon",
             // No entry: the fast path answers (nothing).
             "h d[1]: Closed by 192.0.2.1",
             // An entry made by a nofail line, then forgotten (the entry must go).
@@ -2689,7 +2751,7 @@ mod tests {
             r"^\s*Sure <F-USER>\w*</F-USER> at <HOST>$",
         ]);
         let t = load(d.clone()).by_first.expect("first-match search: table");
-        let at = |b: u8| t[usize::from(b)];
+        let at = |b: u8| t.pick[usize::from(b)];
         // Set indices: 0 pam, 1 and 2 Conn, 3 xyz, 4 Gone (nofail + forget), 5 the last.
         assert_eq!(at(b'p'), 0);
         assert_eq!(at(b'C'), FIRST_MANY);
