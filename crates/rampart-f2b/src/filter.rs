@@ -167,18 +167,25 @@ impl Rx {
     }
 
     /// groupdict plus fail2ban's alt/tuple post-processing.
-    fn groups(&self, text: &str, caps: &Caps) -> Fields {
-        let mut f = Fields::default();
+    /// (Values in buffers from `pool` where it has them.)
+    fn groups(&self, text: &str, caps: &Caps, pool: &mut Pool) -> Fields {
+        let mut f = Fields {
+            vals: pool.list(),
+            ..Fields::default()
+        };
         f.vals.reserve(self.named.len());
         for (name, idx) in &self.named {
-            let v = caps.get(*idx).map(|(s, e)| text[s..e].to_owned());
+            let v = caps.get(*idx).map(|(s, e)| pool.string(&text[s..e]));
             f.vals.push((name, v));
         }
         for (idx, base) in &self.alts {
             let v = caps.get(*idx).map(|(s, e)| &text[s..e]);
             if let Some(v) = v.filter(|v| !v.is_empty()) {
                 if !f.truthy(base) {
-                    f.set(base, Some(v.to_owned()));
+                    let v = pool.string(v);
+                    if let Some(old) = f.set(base, Some(v)) {
+                        pool.give_string(old);
+                    }
                 }
             }
         }
@@ -260,14 +267,18 @@ impl Fields {
     fn truthy(&self, k: &str) -> bool {
         self.get(k).is_some_and(|v| !v.is_empty())
     }
-    fn set(&mut self, k: &'static str, v: Option<String>) {
+    /// Sets `k` to `v`; returns the value it replaces (`None` if there was none).
+    fn set(&mut self, k: &'static str, v: Option<String>) -> Option<String> {
         match self
             .vals
             .iter_mut()
             .find(|(n, _)| std::ptr::eq(*n, k) || *n == k)
         {
-            Some(e) => e.1 = v,
-            None => self.vals.push((k, v)),
+            Some(e) => std::mem::replace(&mut e.1, v),
+            None => {
+                self.vals.push((k, v));
+                None
+            }
         }
     }
     fn pop(&mut self, k: &str) -> Option<String> {
@@ -277,6 +288,61 @@ impl Fields {
     /// All values in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
         self.vals.iter().map(|(k, v)| (*k, v.as_deref()))
+    }
+}
+
+/// Most strings a [`Pool`] keeps.
+const POOL_STRINGS: usize = 256;
+/// Most value lists a [`Pool`] keeps.
+const POOL_LISTS: usize = 16;
+/// Longest string buffer a [`Pool`] keeps (a longer one is freed).
+const POOL_STRING_CAPACITY: usize = 256;
+
+/// Buffers of values that a state's matches gave up (a merge replaces the old values
+/// of a multi-line id; the oldest cache entries are dropped), reused for the values of
+/// the next matches instead of allocating. Bounded: past [`POOL_STRINGS`] strings or
+/// [`POOL_LISTS`] lists a buffer given back is freed.
+#[derive(Debug, Clone, Default)]
+struct Pool {
+    strings: Vec<String>,
+    lists: Vec<Vec<(&'static str, Option<String>)>>,
+}
+
+impl Pool {
+    /// A string holding `v`, in a pooled buffer if there is one.
+    fn string(&mut self, v: &str) -> String {
+        match self.strings.pop() {
+            Some(mut s) => {
+                s.clear();
+                s.push_str(v);
+                s
+            }
+            None => v.to_owned(),
+        }
+    }
+    /// An empty value list, pooled if there is one.
+    fn list(&mut self) -> Vec<(&'static str, Option<String>)> {
+        self.lists.pop().unwrap_or_default()
+    }
+    /// Takes a string back (or frees it).
+    fn give_string(&mut self, s: String) {
+        if self.strings.len() < POOL_STRINGS
+            && s.capacity() > 0
+            && s.capacity() <= POOL_STRING_CAPACITY
+        {
+            self.strings.push(s);
+        }
+    }
+    /// Takes the buffers of `f` back (or frees them).
+    fn give(&mut self, mut f: Fields) {
+        for (_, v) in f.vals.drain(..) {
+            if let Some(s) = v {
+                self.give_string(s);
+            }
+        }
+        if self.lists.len() < POOL_LISTS {
+            self.lists.push(f.vals);
+        }
     }
 }
 
@@ -367,10 +433,11 @@ pub struct F2bFilter {
     orders: Vec<Vec<usize>>,
     /// Every failregex, in order.
     order_all: Vec<usize>,
-    /// With the first-match search: per ASCII byte, which set patterns a text starting
-    /// with it can match ([`FIRST_NONE`], [`FIRST_MANY`], or the one set index). With
-    /// none, the search is not needed; with one, that pattern's own search (which finds
-    /// its groups too) replaces it.
+    /// With the first-match search: what the first byte of an ASCII text tells of the
+    /// failregexes that can match it ([`ByFirst`]). When no set pattern can, the search
+    /// is not needed; when one can, that pattern's own search (which finds its groups
+    /// too) replaces it; when only nofail + forget ones can, a line without a live
+    /// multi-line id needs no search at all.
     by_first: Option<Box<ByFirst>>,
     pref_fast: Option<PrefFast>,
     /// This filter's number in the process (copies share it): the lazy DFA caches of a
@@ -899,24 +966,25 @@ impl MlfidCache {
     fn len(&self) -> usize {
         self.entries.len()
     }
-    fn remove(&mut self, i: usize) {
+    /// Drops entry `i`; returns its data.
+    fn remove(&mut self, i: usize) -> Option<Arc<Fields>> {
         if let Some(h) = self.hashes.remove(i) {
             self.count(h, false);
         }
         self.tags.remove(i);
-        if let Some(e) = self.entries.remove(i) {
-            self.spare = Some(e.0);
-        }
+        let e = self.entries.remove(i)?;
+        self.spare = Some(e.0);
+        e.2
     }
-    /// Drops the oldest entry; returns its expiry.
-    fn pop_front(&mut self) -> Option<i64> {
+    /// Drops the oldest entry; returns its expiry and data.
+    fn pop_front(&mut self) -> Option<(i64, Option<Arc<Fields>>)> {
         if let Some(h) = self.hashes.pop_front() {
             self.count(h, false);
         }
         self.tags.pop_front();
         let e = self.entries.pop_front()?;
         self.spare = Some(e.0);
-        Some(e.1)
+        Some((e.1, e.2))
     }
     fn push_back(&mut self, key: &str, h: u64, expiry: i64) {
         self.count(h, true);
@@ -942,6 +1010,8 @@ pub struct State {
     caps: Caps,
     /// The caches of the filter's lazy DFAs.
     dfa: DfaCaches,
+    /// Buffers for the values of matches.
+    pool: Pool,
     record: Option<Vec<(String, bool, String)>>,
     /// Searches that hit the backtracking step limit (counted, treated as no match).
     pub step_limit_hits: u64,
@@ -1156,6 +1226,7 @@ impl F2bFilter {
                 owner: self.id,
                 slots: Vec::new(),
             },
+            pool: Pool::default(),
             record: None,
             step_limit_hits: 0,
             prefiltered: 0,
@@ -1590,7 +1661,7 @@ impl F2bFilter {
                     if !self.search(p, state, &buf) {
                         return out;
                     }
-                    pre = p.groups(&buf, &state.caps);
+                    pre = p.groups(&buf, &state.caps, &mut state.pool);
                     let content = pre.pop("content");
                     if let Some(c) = content.filter(|c| !c.is_empty()) {
                         if !single {
@@ -1684,7 +1755,7 @@ impl F2bFilter {
                 continue;
             }
             let caps = std::mem::take(&mut state.caps);
-            let mut fail = rx.groups(&buf, &caps);
+            let mut fail = rx.groups(&buf, &caps, &mut state.pool);
             // (lines the match covers, the others): a single line is matched whole.
             let (matched, unmatched) = if single {
                 (Vec::new(), Vec::new())
@@ -1731,7 +1802,7 @@ impl F2bFilter {
                         pf.mlfid_end(&mut state.dfa, line, is_ascii(line))
                             .unwrap_or(0)
                     });
-                    let v = Some(line[..end].to_owned());
+                    let v = Some(state.pool.string(&line[..end]));
                     if state.check_all {
                         pre.set("mlfid", v);
                     } else {
@@ -2088,9 +2159,12 @@ fn merge_failure(
         }
         for (k, v) in fail.vals.drain(..) {
             if v.is_some() {
-                g.set(k, v);
+                if let Some(old) = g.set(k, v) {
+                    state.pool.give_string(old);
+                }
             }
         }
+        state.pool.give(fail);
         target = g;
         if nf & 2 != 0 {
             state.mlfid.remove(p);
@@ -2107,14 +2181,16 @@ fn merge_failure(
         target = fail;
         // Bounded: when full, drop the oldest entries (expired or not), as fail2ban does.
         if state.mlfid.len() >= MLFID_CACHE_SIZE {
-            while let Some(expiry) = state.mlfid.pop_front() {
+            while let Some((expiry, data)) = state.mlfid.pop_front() {
+                recycle(&mut state.pool, data);
                 if expiry > now && state.mlfid.len() < MLFID_CACHE_SIZE {
                     break;
                 }
             }
         }
         if let Some(i) = state.mlfid.find(h, mlfid) {
-            state.mlfid.remove(i);
+            let data = state.mlfid.remove(i);
+            recycle(&mut state.pool, data);
         }
         state.mlfid.push_back(mlfid, h, now + MLFID_CACHE_SECS);
         entry = Some(state.mlfid.len() - 1);
@@ -2139,6 +2215,14 @@ fn merge_failure(
         target.nofail_matches += matched;
     }
     (target, entry)
+}
+
+/// Gives the buffers of a dropped cache entry's data to `pool`, unless a failure still
+/// shares the data.
+fn recycle(pool: &mut Pool, data: Option<Arc<Fields>>) {
+    if let Some(f) = data.and_then(|d| Arc::try_unwrap(d).ok()) {
+        pool.give(f);
+    }
 }
 
 /// Whether the multi-line id cache has an unexpired entry for `mlfid` (the entry
@@ -2402,6 +2486,41 @@ mod tests {
     }
 
     #[test]
+    fn the_pool_reuses_buffers_within_its_bounds() {
+        let mut pool = Pool::default();
+        let long = pool.string("a much longer value than the next");
+        let cap = long.capacity();
+        pool.give_string(long);
+        let s = pool.string("short");
+        assert_eq!(
+            (s.as_str(), s.capacity()),
+            ("short", cap),
+            "same buffer, new value"
+        );
+        // Empty and oversized buffers are not kept; the count is bounded.
+        pool.give_string(String::new());
+        pool.give_string("x".repeat(POOL_STRING_CAPACITY + 1));
+        assert!(pool.strings.is_empty());
+        for _ in 0..POOL_STRINGS + 10 {
+            pool.give_string("abc".to_owned());
+        }
+        assert_eq!(pool.strings.len(), POOL_STRINGS);
+        // A value list comes back empty, its strings into the pool.
+        let mut pool = Pool::default();
+        let mut f = Fields::default();
+        f.set("user", Some("bob".to_owned()));
+        f.set("ip4", None);
+        pool.give(f);
+        assert_eq!(pool.strings, vec!["bob".to_owned()]);
+        let list = pool.list();
+        assert!(list.is_empty() && list.capacity() >= 2);
+        for _ in 0..POOL_LISTS + 3 {
+            pool.give(Fields::default());
+        }
+        assert_eq!(pool.lists.len(), POOL_LISTS);
+    }
+
+    #[test]
     fn mlfid_cache_tells_keys_with_the_same_hash_apart() {
         let mut c = MlfidCache::default();
         c.push_back("a", 7, 100);
@@ -2415,7 +2534,7 @@ mod tests {
         assert_eq!(c.find_live(7, "b", 40), Some(1));
         c.remove(0);
         assert_eq!(c.find(7, "b"), Some(0));
-        assert_eq!(c.pop_front(), Some(50));
+        assert_eq!(c.pop_front().map(|e| e.0), Some(50));
         assert_eq!(
             c.spare.as_deref(),
             Some("b"),
@@ -2471,7 +2590,9 @@ mod tests {
                         c.push_back(&k, h, 0);
                     }
                 }
-                2 if c.len() > 0 => c.remove((r >> 32) as usize % c.len()),
+                2 if c.len() > 0 => {
+                    c.remove((r >> 32) as usize % c.len());
+                }
                 _ => {
                     c.pop_front();
                 }
