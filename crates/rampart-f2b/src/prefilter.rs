@@ -91,12 +91,16 @@ pub fn required_literals(expanded: &str, multiline: bool) -> Option<(Vec<String>
     (set.iter().all(|s| s.chars().count() >= MIN_LITERAL)).then(|| (set, has_icase(&parsed.node)))
 }
 
-/// The literal prefilter: one scan that tells whether a line contains any of the
-/// literals the failregexes need.
+/// The literal prefilter: a scan that tells whether a line contains one of the literals
+/// the failregexes need and, when the prefregex has its own, one of those too.
 #[derive(Debug, Clone)]
 pub struct Prefilter {
-    scan: Scan,
-    /// How many literals the scan looks for.
+    /// The scan that runs first (of the two sets, the one whose shortest literal is
+    /// longer: likely the rarer).
+    first: Scan,
+    /// The other set, checked on lines that pass `first`.
+    then: Option<Scan>,
+    /// How many literals the scans look for.
     len: usize,
 }
 
@@ -109,17 +113,51 @@ enum Scan {
     Automaton(AhoCorasick),
 }
 
-impl Prefilter {
-    /// Whether `haystack` contains one of the literals (`false`: no failregex can match).
-    #[inline]
-    pub fn is_match(&self, haystack: &str) -> bool {
-        match &self.scan {
+impl Scan {
+    fn new(pats: &[String], icase: bool) -> Option<Scan> {
+        if !icase {
+            let searcher = packed::Config::new()
+                .match_kind(packed::MatchKind::LeftmostFirst)
+                .builder()
+                .extend(pats)
+                .build();
+            if let Some(s) = searcher {
+                return Some(Scan::Packed(s));
+            }
+        }
+        AhoCorasickBuilder::new()
+            .ascii_case_insensitive(icase)
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(pats)
+            .ok()
+            .map(Scan::Automaton)
+    }
+
+    /// For the second set (out of line: the first one's check stays small where it is
+    /// inlined).
+    #[inline(never)]
+    fn is_match(&self, haystack: &str) -> bool {
+        match self {
             Scan::Packed(s) => s.find(haystack).is_some(),
             Scan::Automaton(ac) => ac.is_match(haystack),
         }
     }
+}
 
-    /// How many literals the scan looks for (after dropping redundant ones).
+impl Prefilter {
+    /// Whether `haystack` (the line without its date: what the prefregex, or without
+    /// one the failregexes, run on) contains one of the literals of each set (`false`:
+    /// no failregex can match).
+    #[inline]
+    pub fn is_match(&self, haystack: &str) -> bool {
+        let first = match &self.first {
+            Scan::Packed(s) => s.find(haystack).is_some(),
+            Scan::Automaton(ac) => ac.is_match(haystack),
+        };
+        first && self.then.as_ref().is_none_or(|t| t.is_match(haystack))
+    }
+
+    /// How many literals the scans look for (after dropping redundant ones).
     pub fn patterns_len(&self) -> usize {
         self.len
     }
@@ -139,6 +177,11 @@ pub fn patterns(fail: &[Rx]) -> Option<(Vec<String>, bool)> {
     if pats.is_empty() {
         return None;
     }
+    Some((minimal(pats, icase), icase))
+}
+
+/// `pats` sorted, deduplicated and without those that contain another one.
+fn minimal(mut pats: Vec<String>, icase: bool) -> Vec<String> {
     pats.sort();
     pats.dedup();
     // A literal that contains another one adds nothing (a line with it has the other
@@ -160,39 +203,31 @@ pub fn patterns(fail: &[Rx]) -> Option<(Vec<String>, bool)> {
                 .any(|(j, o)| j != i && k.contains(o.as_str()) && (k != o || j < i))
         })
         .collect();
-    let pats: Vec<String> = pats
-        .into_iter()
+    pats.into_iter()
         .zip(redundant)
         .filter_map(|(p, r)| (!r).then_some(p))
-        .collect();
-    Some((pats, icase))
+        .collect()
 }
 
-/// One scan over every failregex's literals, or `None` when some failregex has none.
-pub fn build(_pref: Option<&Rx>, fail: &[Rx]) -> Option<Prefilter> {
-    let (pats, icase) = patterns(fail)?;
-    if !icase {
-        let searcher = packed::Config::new()
-            .match_kind(packed::MatchKind::LeftmostFirst)
-            .builder()
-            .extend(&pats)
-            .build();
-        if let Some(s) = searcher {
-            return Some(Prefilter {
-                scan: Scan::Packed(s),
-                len: pats.len(),
-            });
-        }
-    }
-    AhoCorasickBuilder::new()
-        .ascii_case_insensitive(icase)
-        .match_kind(MatchKind::LeftmostFirst)
-        .build(&pats)
-        .ok()
-        .map(|ac| Prefilter {
-            scan: Scan::Automaton(ac),
-            len: pats.len(),
-        })
+/// The scans over the failregexes' literals and the prefregex's (a line that lacks
+/// the prefregex's cannot match it, so no failregex is tried on it); `None` when
+/// neither has a set.
+pub fn build(pref: Option<&Rx>, fail: &[Rx]) -> Option<Prefilter> {
+    let pref = pref
+        .and_then(Rx::literals)
+        .filter(|(l, _)| !l.is_empty())
+        .map(|(l, i)| (minimal(l.to_vec(), i), i));
+    let mut sets: Vec<(Vec<String>, bool)> = pref.into_iter().chain(patterns(fail)).collect();
+    let shortest = |s: &(Vec<String>, bool)| s.0.iter().map(String::len).min().unwrap_or(0);
+    sets.sort_by_key(|s| std::cmp::Reverse(shortest(s)));
+    let len = sets.iter().map(|s| s.0.len()).sum();
+    let mut scans = sets.iter().filter_map(|(p, i)| Scan::new(p, *i));
+    let first = scans.next()?;
+    Some(Prefilter {
+        first,
+        then: scans.next(),
+        len,
+    })
 }
 
 #[cfg(test)]
@@ -393,7 +428,7 @@ mod tests {
             .collect();
         let pf = build(None, &fail).unwrap();
         assert!(
-            matches!(pf.scan, Scan::Packed(_)),
+            matches!(pf.first, Scan::Packed(_)),
             "case-sensitive literals use the packed scan"
         );
         let (accepted, matched) =
@@ -415,13 +450,79 @@ mod tests {
         let fail: Vec<Rx> = regexes.iter().map(|p| Rx::new(p, false).unwrap()).collect();
         let pf = build(None, &fail).unwrap();
         assert!(
-            matches!(pf.scan, Scan::Automaton(_)),
+            matches!(pf.first, Scan::Automaton(_)),
             "(?i) needs the automaton"
         );
         let (_, matched) = check_no_match_is_rejected(&regexes, WORDS, 0x2545_f491_4f6c_dd1d);
         assert!(
             matched > 500,
             "the generator must produce matching lines ({matched})"
+        );
+    }
+
+    #[test]
+    fn prefregex_literals_reject_only_lines_the_prefregex_cannot_match() {
+        let pref_src = r"^(?:\S+ )?(?:\w+: reject:|too many errors after \S+) (?P<content>.+)$";
+        let fail_src = [
+            r"RCPT from \S+: 554 ",
+            r"from \S+\[\S+\]: 450 ",
+            r"lost connection",
+        ];
+        let pref = Rx::new(pref_src, false).unwrap();
+        let fail: Vec<Rx> = fail_src
+            .iter()
+            .map(|p| Rx::new(p, false).unwrap())
+            .collect();
+        let pf = build(Some(&pref), &fail).unwrap();
+        assert!(
+            pf.then.is_some(),
+            "two sets: the prefregex's and the failregexes'"
+        );
+        let pref_re = regex::Regex::new(pref_src).unwrap();
+        let fail_re: Vec<regex::Regex> = fail_src
+            .iter()
+            .map(|p| regex::Regex::new(p).unwrap())
+            .collect();
+        let (pl, _) = pref.literals().unwrap();
+        let (fl, _) = patterns(&fail).unwrap();
+        let words = [
+            "mail ",
+            "NOQUEUE: reject: ",
+            "too many errors after DATA ",
+            "RCPT from ",
+            "x.example[192.0.2.1]: 554 ",
+            "[198.51.100.2]: 450 ",
+            "from ",
+            "lost connection",
+            "mail NOQUEUE: reject: RCPT from x[192.0.2.1]: 554 5.7.1",
+            "mail too many errors after RCPT from y[203.0.113.5]: 450 4.1.1",
+            "mail connect from z[192.0.2.9]",
+        ];
+        let lits: Vec<&str> = pl.iter().chain(&fl).map(String::as_str).collect();
+        let (mut accepted, mut matched) = (0, 0);
+        for line in lines(&lits, &words, 0x5851_f42d_4c95_7f2d, 40_000) {
+            let hit = pf.is_match(&line);
+            let expect = pl.iter().any(|p| line.contains(p.as_str()))
+                && fl.iter().any(|p| line.contains(p.as_str()));
+            assert_eq!(
+                hit, expect,
+                "prefilter disagrees with a plain search: {line:?}"
+            );
+            let m = pref_re.is_match(&line) && fail_re.iter().any(|re| re.is_match(&line));
+            assert!(
+                hit || !m,
+                "prefilter rejected a line both regexes match: {line:?}"
+            );
+            accepted += usize::from(hit);
+            matched += usize::from(m);
+        }
+        assert!(
+            matched > 500,
+            "the generator must produce matching lines ({matched})"
+        );
+        assert!(
+            accepted > matched && accepted < 40_000,
+            "accepted {accepted}"
         );
     }
 }
