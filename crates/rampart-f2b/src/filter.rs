@@ -433,6 +433,8 @@ pub struct F2bFilter {
     orders: Vec<Vec<usize>>,
     /// Every failregex, in order.
     order_all: Vec<usize>,
+    /// The failregexes outside the set (all of them without one), in order.
+    outside: Vec<usize>,
     /// With the first-match search: what the first byte of an ASCII text tells of the
     /// failregexes that can match it ([`ByFirst`]). When no set pattern can, the search
     /// is not needed; when one can, that pattern's own search (which finds its groups
@@ -1162,6 +1164,9 @@ impl F2bFilter {
             None
         };
         let order_all: Vec<usize> = (0..fail.len()).collect();
+        let outside: Vec<usize> = (0..fail.len())
+            .filter(|&i| set_index[i].is_none())
+            .collect();
         // A pattern whose match may need no groups at all (nofail + forget) keeps the
         // first-match search, which tells without captures.
         let by_first = match (&first, &set) {
@@ -1197,6 +1202,7 @@ impl F2bFilter {
         Ok(F2bFilter {
             id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             by_first,
+            outside,
             orders,
             order_all,
             date,
@@ -1489,10 +1495,8 @@ impl F2bFilter {
                 return true;
             }
         }
-        self.fail.iter().enumerate().any(|(i, rx)| {
-            if self.set.is_some() && self.set_index[i].is_some() {
-                return false;
-            }
+        self.outside.iter().any(|&i| {
+            let rx = &self.fail[i];
             if !rx.gate_passes(buf) {
                 return false;
             }
