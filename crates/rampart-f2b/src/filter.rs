@@ -2313,6 +2313,18 @@ mod tests {
         load(def(failregex))
     }
 
+    /// A failure's pattern, id, user, attempts and whether it is `nofail`, in one string.
+    fn summary(x: &Failure) -> String {
+        format!(
+            "{} {:?} {:?} {} {}",
+            x.pattern,
+            x.id,
+            x.user(),
+            x.attempts,
+            x.nofail
+        )
+    }
+
     fn patterns(f: &F2bFilter, st: &mut State, line: &str) -> Vec<(usize, String)> {
         f.process_line_all(st, line.as_bytes(), 1_790_000_000)
             .iter()
@@ -2417,20 +2429,7 @@ mod tests {
             "h d[6]: Accepted for hank from 192.0.2.6",
             "h d[6]: Accepted for hank from 192.0.2.6",
         ];
-        let show = |v: Vec<Failure>| -> Vec<String> {
-            v.iter()
-                .map(|x| {
-                    format!(
-                        "{} {:?} {:?} {} {}",
-                        x.pattern,
-                        x.id,
-                        x.user(),
-                        x.attempts,
-                        x.nofail
-                    )
-                })
-                .collect()
-        };
+        let show = |v: Vec<Failure>| -> Vec<String> { v.iter().map(summary).collect() };
         let (mut a, mut b) = (fast.new_state(), slow.new_state());
         let mut failures = 0;
         for (n, l) in lines.iter().enumerate() {
@@ -2947,16 +2946,7 @@ mod tests {
                     let all = |f: &F2bFilter, st: &mut State| -> Vec<String> {
                         f.process_line_all(st, line.as_bytes(), 1_790_000_000)
                             .iter()
-                            .map(|x| {
-                                format!(
-                                    "{} {:?} {:?} {} {}",
-                                    x.pattern,
-                                    x.id,
-                                    x.user(),
-                                    x.nofail,
-                                    x.attempts
-                                )
-                            })
+                            .map(summary)
                             .collect()
                     };
                     assert_eq!(
