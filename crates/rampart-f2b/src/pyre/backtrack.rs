@@ -43,6 +43,10 @@ enum Inst {
     /// then continues at pc + 1, giving back one character at a time on backtracking
     /// (what `Split`, body, `Jmp` would do, in far fewer steps).
     Star(One),
+    /// A lazy `x*?` whose body matches exactly one character: continues at pc + 1 at the
+    /// first position where what follows can start, taking one more character at a time
+    /// on backtracking (what `Split`, body, `Jmp` would do).
+    LazyStar(One),
     /// The run of ASCII `Char`s from here on, `lits[i]`, compared in one go; continues
     /// after the run (the `Char`s stay in place as jump targets). Counts the steps the
     /// `Char`s would have taken.
@@ -64,6 +68,9 @@ enum One {
     Any,
     AnyNl,
     Class(usize),
+    /// `(?:(?!L).)`: any character but a newline where the ASCII string `lits[i]`
+    /// (non-empty) does not start.
+    NotLit(usize),
 }
 
 /// The single-character matcher for `n`, if it is one.
@@ -82,6 +89,44 @@ fn one_of(n: &Node, classes: &mut Vec<Class>) -> Option<One> {
     })
 }
 
+/// `L` for `(?!L).` (through non-capturing groups), with `L` a non-empty case-sensitive
+/// ASCII string and `.` not matching a newline: the body of a loop that walks up to the
+/// next `L`.
+fn not_lit_of(n: &Node) -> Option<Vec<u8>> {
+    match n {
+        Node::Group { index: None, node } => not_lit_of(node),
+        Node::Concat(v) => match v.as_slice() {
+            [Node::Look {
+                ahead: true,
+                negate: true,
+                node,
+            }, Node::Any { dotall: false }] => {
+                let mut lit = Vec::new();
+                ascii_string(node, &mut lit)?;
+                (!lit.is_empty()).then_some(lit)
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Appends the case-sensitive ASCII string `n` spells (through non-capturing groups), if
+/// it is one.
+fn ascii_string(n: &Node, out: &mut Vec<u8>) -> Option<()> {
+    match n {
+        Node::Literal { c, icase: false } if c.is_ascii() => out.push(*c as u8),
+        Node::Concat(v) => {
+            for x in v {
+                ascii_string(x, out)?;
+            }
+        }
+        Node::Group { index: None, node } => ascii_string(node, out)?,
+        _ => return None,
+    }
+    Some(())
+}
+
 /// A compiled backtracking program.
 #[derive(Debug, Clone)]
 pub struct Prog {
@@ -96,7 +141,7 @@ pub struct Prog {
     firsts: Vec<(First, First)>,
     /// The strings each [`Inst::Need`] requires.
     needs: Vec<Vec<String>>,
-    /// The ASCII strings of [`Inst::Lit`] and [`Inst::LookLit`].
+    /// The ASCII strings of [`Inst::Lit`], [`Inst::LookLit`] and [`One::NotLit`].
     lits: Vec<Box<[u8]>>,
     slots: usize,
     regs: usize,
@@ -107,7 +152,13 @@ pub struct Prog {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StepLimit;
 
-/// Steps (instructions executed) one search may take before it gives up.
+/// Steps (instructions executed) one search may take before it gives up. A fused
+/// instruction counts the instructions it stands for ([`Inst::Lit`], [`Inst::LookLit`]),
+/// except the single-character loops ([`Inst::Star`], [`Inst::LazyStar`]): one step per
+/// character taken, given back or added (the unfused loop takes 3 or more, 5 plus the
+/// literal's compare for `(?:(?!L).)`), each a bounded amount of work (at most one
+/// compare with `L`). A loop that can run long thus ends on the limit as before, after up
+/// to that many times more characters.
 pub const STEP_LIMIT: u64 = 2_000_000;
 
 /// Upper bound on instructions after unrolling counted repetitions.
@@ -121,6 +172,11 @@ struct Compiler {
     /// For the next alternation compiled: per branch, the strings it needs (set by the
     /// enclosing concatenation, which knows what follows).
     alt_needs: Option<Vec<Vec<String>>>,
+    /// The strings of [`One::NotLit`] (the literal fusion adds its own after them).
+    lits: Vec<Box<[u8]>>,
+    /// Compile lazy single-character loops and `(?:(?!L).)` loops to [`Inst::Star`] and
+    /// [`Inst::LazyStar`] (the tests compare against the program without them).
+    loops: bool,
 }
 
 /// Groups that have participated once `n` has matched, whatever path it took.
@@ -344,10 +400,30 @@ impl Compiler {
                 for _ in 0..*min {
                     self.node(node)?;
                 }
+                let lit = if self.loops && max.is_none() {
+                    not_lit_of(node)
+                } else {
+                    None
+                };
                 match max {
-                    None if *greedy && one_of(node, &mut Vec::new()).is_some() => {
+                    None if lit.is_some() => {
+                        if let Some(lit) = lit {
+                            self.lits.push(lit.into_boxed_slice());
+                            let one = One::NotLit(self.lits.len() - 1);
+                            self.push(if *greedy {
+                                Inst::Star(one)
+                            } else {
+                                Inst::LazyStar(one)
+                            })?;
+                        }
+                    }
+                    None if (*greedy || self.loops) && one_of(node, &mut Vec::new()).is_some() => {
                         if let Some(one) = one_of(node, &mut self.classes) {
-                            self.push(Inst::Star(one))?;
+                            self.push(if *greedy {
+                                Inst::Star(one)
+                            } else {
+                                Inst::LazyStar(one)
+                            })?;
                         }
                     }
                     None => {
@@ -489,18 +565,21 @@ fn class_has(cl: &Class, c: char) -> bool {
 impl Prog {
     /// Compiles a parsed pattern with `groups` capture groups.
     pub fn compile(node: &Node, groups: usize) -> Result<Self, String> {
-        Self::compile_with(node, groups, true)
+        Self::compile_with(node, groups, true, true)
     }
 
-    /// [`Prog::compile`]; `fuse`: with [`Inst::Lit`] and [`Inst::LookLit`] (the tests
-    /// compare against the program without them).
-    fn compile_with(node: &Node, groups: usize, fuse: bool) -> Result<Self, String> {
+    /// [`Prog::compile`]; `fuse`: with [`Inst::Lit`] and [`Inst::LookLit`]; `loops`: with
+    /// lazy single-character loops and `(?:(?!L).)` loops as [`Inst::Star`] and
+    /// [`Inst::LazyStar`] (the tests compare against the programs without them).
+    fn compile_with(node: &Node, groups: usize, fuse: bool, loops: bool) -> Result<Self, String> {
         let mut c = Compiler {
             insts: Vec::new(),
             classes: Vec::new(),
             regs: 0,
             needs: Vec::new(),
             alt_needs: None,
+            lits: Vec::new(),
+            loops,
         };
         c.push(Inst::Save(0))?;
         c.node(node)?;
@@ -526,18 +605,17 @@ impl Prog {
             if let Inst::Split(a, b) = *inst {
                 split_at[pc] = u32::try_from(firsts.len()).map_err(|e| e.to_string())?;
                 firsts.push((first_of(&c.insts, &ascii, a), first_of(&c.insts, &ascii, b)));
-            } else if let Inst::Star(_) = inst {
+            } else if let Inst::Star(_) | Inst::LazyStar(_) = inst {
                 // (what may follow the loop, unused)
                 split_at[pc] = u32::try_from(firsts.len()).map_err(|e| e.to_string())?;
                 firsts.push((first_of(&c.insts, &ascii, pc + 1), First::ALL));
             }
         }
         let mut insts = c.insts;
-        let lits = if fuse {
-            fuse_literals(&mut insts)
-        } else {
-            Vec::new()
-        };
+        let mut lits = c.lits;
+        if fuse {
+            fuse_literals(&mut insts, &mut lits);
+        }
         Ok(Prog {
             lits,
             split_at,
@@ -700,12 +778,13 @@ fn first_of(insts: &[Inst], ascii: &[[u64; 2]], start: usize) -> First {
                 out.bytes[1] |= ascii[*i][1];
                 out.add_non_ascii();
             }
-            Some(Inst::Star(one)) => {
+            Some(Inst::Star(one) | Inst::LazyStar(one)) => {
                 // Zero or more of `one`, then what follows.
                 let body = match *one {
                     One::Char(c) => Inst::Char(c),
                     One::CharI(c) => Inst::CharI(c),
-                    One::Any => Inst::Any,
+                    // (what `.` takes: a superset)
+                    One::Any | One::NotLit(_) => Inst::Any,
                     One::AnyNl => Inst::AnyNl,
                     One::Class(i) => Inst::Class(i),
                 };
@@ -744,8 +823,7 @@ fn ascii_run(insts: &[Inst], pc: usize) -> Vec<u8> {
 /// of the run but the last (so a jump into the middle finds the rest of the run), and
 /// each look-ahead whose body is one ASCII string into an [`Inst::LookLit`]. Runs after
 /// the first-byte sets are computed: they read the `Char`s, which stay where they were.
-fn fuse_literals(insts: &mut [Inst]) -> Vec<Box<[u8]>> {
-    let mut lits: Vec<Box<[u8]>> = Vec::new();
+fn fuse_literals(insts: &mut [Inst], lits: &mut Vec<Box<[u8]>>) {
     for pc in 0..insts.len() {
         if let Inst::Look {
             ahead: true,
@@ -771,7 +849,6 @@ fn fuse_literals(insts: &mut [Inst]) -> Vec<Box<[u8]>> {
             insts[pc] = Inst::Lit(lits.len() - 1);
         }
     }
-    lits
 }
 
 /// How many leading bytes `a` and `b` share.
@@ -816,6 +893,12 @@ enum Frame {
         lo: usize,
         hi: usize,
     },
+    /// Backtracking into an [`Inst::LazyStar`] at `pc` that went on at `pos`: one more
+    /// character, if the loop takes it.
+    Lazy {
+        pc: usize,
+        pos: usize,
+    },
     Slot(usize, Option<usize>),
     Reg(usize, usize),
 }
@@ -852,12 +935,31 @@ impl Machine<'_> {
 
     /// The end of the longest run of `one` from `pos`, and how many characters it has
     /// (what calling [`Machine::one`] until it fails gives): ASCII bytes of a class or
-    /// `.` in a tight loop, the general path from the first other byte on.
+    /// `.` in a tight loop, the general path from the first other byte on; a
+    /// [`One::NotLit`] run in one tight loop over all bytes.
     #[inline]
     fn star_run(&self, one: One, pos: usize) -> (usize, u64) {
         let bytes = self.text.as_bytes();
         let mut hi = pos;
         match one {
+            One::NotLit(i) => {
+                // It stops only at an ASCII byte (a newline or the literal's first byte)
+                // or at the end: a character boundary. It counts characters: the bytes
+                // that do not continue one.
+                let lit = &self.prog.lits[i];
+                let first = lit.first().copied();
+                let mut n = 0;
+                while let Some(&b) = bytes.get(hi) {
+                    if b == b'\n'
+                        || (Some(b) == first && bytes.get(hi..).is_some_and(|r| r.starts_with(lit)))
+                    {
+                        break;
+                    }
+                    n += u64::from(b & 0xc0 != 0x80);
+                    hi += 1;
+                }
+                return (hi, n);
+            }
             One::Class(i) => {
                 let t = &self.prog.ascii[i];
                 while let Some(&b) = bytes.get(hi) {
@@ -903,6 +1005,14 @@ impl Machine<'_> {
                     One::Any => b != b'\n',
                     One::AnyNl => true,
                     One::Class(i) => self.prog.ascii[i][usize::from(b >> 6)] >> (b & 63) & 1 != 0,
+                    One::NotLit(i) => {
+                        b != b'\n'
+                            && !self
+                                .text
+                                .as_bytes()
+                                .get(pos..)
+                                .is_some_and(|r| r.starts_with(&self.prog.lits[i]))
+                    }
                 };
                 hit.then_some(pos + 1)
             }
@@ -914,6 +1024,8 @@ impl Machine<'_> {
                     One::Any => x != '\n',
                     One::AnyNl => true,
                     One::Class(i) => class_has(&self.prog.classes[i], x),
+                    // The literal is ASCII: it does not start at a non-ASCII character.
+                    One::NotLit(_) => x != '\n',
                 };
                 hit.then(|| pos + x.len_utf8())
             }
@@ -951,6 +1063,21 @@ impl Machine<'_> {
         self.star_first(pc, lo, q)
     }
 
+    /// Tries the [`Inst::LazyStar`] at `pc` (body `one`) at `pos` or, when what follows
+    /// cannot start there, after the fewest more characters where it can; remembers where
+    /// it went on, to take one more character on backtracking.
+    fn lazy_first(&mut self, pc: usize, one: One, mut pos: usize) -> Option<usize> {
+        let follow = self.prog.firsts[self.prog.split_at[pc] as usize].0;
+        loop {
+            if follow.has(self.text.as_bytes().get(pos)) {
+                self.stack.push(Frame::Lazy { pc, pos });
+                return Some(pos);
+            }
+            pos = self.one(one, pos)?;
+            self.steps += 1;
+        }
+    }
+
     /// Runs from `pc` at `pos`; returns the end position of the first match. The stack
     /// below the current base is left as it was.
     fn run(&mut self, pc: usize, pos: usize, mode: Mode) -> Result<Option<usize>, StepLimit> {
@@ -963,6 +1090,16 @@ impl Machine<'_> {
                 Frame::Star { pc, lo, hi } => {
                     self.steps += 1;
                     match self.star_next(pc, lo, hi) {
+                        Some(q) => (pc + 1, q),
+                        None => continue,
+                    }
+                }
+                Frame::Lazy { pc, pos } => {
+                    self.steps += 1;
+                    let Inst::LazyStar(one) = self.prog.insts[pc] else {
+                        continue;
+                    };
+                    match self.one(one, pos).and_then(|q| self.lazy_first(pc, one, q)) {
                         Some(q) => (pc + 1, q),
                         None => continue,
                     }
@@ -1236,6 +1373,14 @@ impl Machine<'_> {
                             None => false,
                         }
                     }
+                    // The shortest run first, one more character on each backtrack.
+                    Inst::LazyStar(one) => match self.lazy_first(pc, one, pos) {
+                        Some(q) => {
+                            pos = q;
+                            true
+                        }
+                        None => false,
+                    },
                 };
                 if !ok {
                     break;
@@ -1383,8 +1528,8 @@ mod tests {
         let texts = texts(&mut g, 3000);
         for p in FUSED {
             let parsed = parse(p, false).unwrap();
-            let fused = Prog::compile_with(&parsed.node, parsed.groups, true).unwrap();
-            let plain = Prog::compile_with(&parsed.node, parsed.groups, false).unwrap();
+            let fused = Prog::compile_with(&parsed.node, parsed.groups, true, false).unwrap();
+            let plain = Prog::compile_with(&parsed.node, parsed.groups, false, false).unwrap();
             assert!(!fused.lits.is_empty(), "{p}: nothing fused");
             assert!(plain.lits.is_empty());
             let mut hits = 0;
@@ -1408,8 +1553,8 @@ mod tests {
         // that ends on the step limit in both programs, and at the same count below it.
         let p = r"^(?:(?:(?!abz)ab)+)+c";
         let parsed = parse(p, false).unwrap();
-        let fused = Prog::compile_with(&parsed.node, parsed.groups, true).unwrap();
-        let plain = Prog::compile_with(&parsed.node, parsed.groups, false).unwrap();
+        let fused = Prog::compile_with(&parsed.node, parsed.groups, true, false).unwrap();
+        let plain = Prog::compile_with(&parsed.node, parsed.groups, false, false).unwrap();
         for n in [3, 6, 9, 12, 40] {
             let t = "ab".repeat(n);
             let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -1430,7 +1575,17 @@ mod tests {
         let mut g = Gen(0x2545_f491_4f6c_dd1d);
         let texts = texts(&mut g, 2000);
         for p in [
-            r"[^:]*", r"\S*", r"\d*", r"[a-c ]*", r".*", r"(?s:.)*", r"[éa]*", r"b*",
+            r"[^:]*",
+            r"\S*",
+            r"\d*",
+            r"[a-c ]*",
+            r".*",
+            r"(?s:.)*",
+            r"[éa]*",
+            r"b*",
+            r"(?:(?! fr).)*",
+            r"(?:(?! from ).)*",
+            r"(?:(?!x).)*",
         ] {
             let parsed = parse(p, false).unwrap();
             let prog = Prog::compile(&parsed.node, parsed.groups).unwrap();
@@ -1460,6 +1615,93 @@ mod tests {
                     assert_eq!(m.star_run(one, pos), (hi, n), "{p} on {t:?} at {pos}");
                 }
             }
+        }
+    }
+
+    /// Patterns with `(?:(?!L).)` loops, greedy and lazy, and lazy single-character
+    /// loops, alone and inside larger patterns (sshd's among them).
+    const LOOPS: &[&str] = &[
+        r"(?:(?! fr).)*",
+        r"^(?:(?! from ).)*$",
+        r"^(?:(?:(?! from ).)*)$",
+        r"(?:(?! from ).)*? from (\S+)",
+        r"^(.*?) (?:(?! from ).)* from",
+        r"^a(?:(?!aa).)*a",
+        r"(?:(?!ab).)+?b",
+        r"((?:(?!a).)*)(a|$)",
+        r"x(?:(?! ).){2,}?y",
+        r"(?:(?!\n).)*\n",
+        r"^(?:(?!b).)*(?:(?!a).)*?c",
+        r"(\w*?)(\d)",
+        r"^\S*?: (.*?)$",
+        r"(?m)^(?:(?! fro).)*?$",
+        r"^Failed (?:(?P<nofail>publickey)|\S+) for (?P<cond_inv>invalid user )?(?P<user>(?P<cond_user>\S+)|(?(cond_inv)(?:(?! from ).)*?|[^:]+)) from (?P<ip>\S+)(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?(?(cond_user): |(?:(?:(?! from ).)*)$)",
+    ];
+
+    #[test]
+    fn fused_loops_give_the_same_matches_and_groups_as_unfused_ones() {
+        let mut g = Gen(0x5851_f42d_4c95_7f2d);
+        let mut texts = texts(&mut g, 3000);
+        // The literal in part, overlapping itself and whole, around newlines and
+        // non-ASCII characters.
+        const PIECES: &[&str] = &[
+            " fro", " from", "  from ", " from ", "from ", " fr", "aa", "a", "b", "ab", "é", "\n",
+            " ", "x", "y", "c", ": ", "1", "z",
+        ];
+        texts.extend((0..3000).map(|_| {
+            (0..g.below(14))
+                .map(|_| PIECES[g.below(PIECES.len())])
+                .collect::<String>()
+        }));
+        for p in LOOPS {
+            let parsed = parse(p, false).unwrap();
+            let fused = Prog::compile_with(&parsed.node, parsed.groups, true, true).unwrap();
+            let plain = Prog::compile_with(&parsed.node, parsed.groups, true, false).unwrap();
+            let bare = Prog::compile_with(&parsed.node, parsed.groups, false, false).unwrap();
+            let loops = |p: &Prog| {
+                p.insts
+                    .iter()
+                    .filter(|i| match i {
+                        Inst::LazyStar(_) => true,
+                        Inst::Star(o) => matches!(o, One::NotLit(_)),
+                        _ => false,
+                    })
+                    .count()
+            };
+            assert!(loops(&fused) > 0, "{p}: no loop fused");
+            assert_eq!(loops(&plain), 0, "{p}");
+            let mut hits = 0;
+            for t in &texts {
+                let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+                let (ra, sa) = fused.search_counting(t, 0, t.len(), &mut a);
+                let (rb, sb) = plain.search_counting(t, 0, t.len(), &mut b);
+                let rc = bare.search(t, 0, t.len(), &mut c);
+                assert_eq!(ra, rb, "{p} on {t:?}");
+                assert_eq!(ra, rc, "{p} on {t:?}");
+                if ra == Ok(true) {
+                    hits += 1;
+                    assert_eq!(a, b, "{p} on {t:?}");
+                    assert_eq!(a, c, "{p} on {t:?}");
+                }
+                // One step per character taken or given back: never more than the loops
+                // of single instructions.
+                assert!(sa <= sb, "{p} on {t:?}: {sa} > {sb} steps");
+            }
+            assert!(hits > 20, "{p}: {hits} texts matched");
+        }
+    }
+
+    #[test]
+    fn fused_loops_still_hit_the_step_limit() {
+        // Nested loops around a fused one: exponential in the number of `a`s.
+        for p in [r"^(?:(?:(?!zz).)*a)*c", r"^(?:(?:(?!zz).)*?a)*c"] {
+            let parsed = parse(p, false).unwrap();
+            let fused = Prog::compile(&parsed.node, parsed.groups).unwrap();
+            let t = "a".repeat(40);
+            let mut a = Vec::new();
+            assert_eq!(fused.search(&t, 0, t.len(), &mut a), Err(StepLimit), "{p}");
+            let t = "a".repeat(8) + "c";
+            assert_eq!(fused.search(&t, 0, t.len(), &mut a), Ok(true), "{p}");
         }
     }
 
