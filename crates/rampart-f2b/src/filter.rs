@@ -656,42 +656,92 @@ struct Limits {
     cache: usize,
 }
 
-/// [`F2bFilter::by_first`]: no set pattern can match a text starting with this byte.
-const FIRST_NONE: u16 = u16::MAX;
-/// [`F2bFilter::by_first`]: several can (or one that the first-match search serves
-/// better): search.
-const FIRST_MANY: u16 = u16::MAX - 1;
-
-/// What the first byte of a text (ASCII) tells of the failregexes that can match it.
-#[derive(Debug, Clone)]
-struct ByFirst {
-    /// Which set patterns can: [`FIRST_NONE`], the one set index, or [`FIRST_MANY`]
-    /// (several, or one whose match may need no groups: nofail + forget, which the
-    /// first-match search tells without captures).
-    pick: [u16; 128],
-    /// Some can, and every one that can is a set pattern whose match yields nothing and
-    /// changes nothing when the line's multi-line id has no live cache entry (nofail +
-    /// forget): then the line needs no search at all.
-    forget: [bool; 128],
+/// What the first byte and the literals of a text leave of the set patterns that can
+/// match it ([`ByFirst::left`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Left {
+    /// None can: the first-match search is not needed.
+    None,
+    /// Only this one can (and its match needs its groups): its own search, which finds
+    /// the groups too, replaces the first-match search.
+    One(usize),
+    /// Only set patterns that are nofail + forget can, and no failregex outside the set:
+    /// with no live cache entry for the line's multi-line id, the line needs no search.
+    Forget,
+    /// Ask the first-match search.
+    Many,
 }
 
-/// [`ByFirst`] for the set patterns `pats` (anchored at the start); `forget(k)`: set
-/// pattern `k` is nofail + forget; `others`: the first byte of each failregex outside
-/// the set, `None` when it could be any. `None` when there are too many patterns.
+/// For ASCII texts: which set patterns (anchored at the start) can match, from the text's
+/// first byte and their literals.
+#[derive(Debug, Clone)]
+struct ByFirst {
+    /// Per ASCII byte, the set patterns whose matches can start with it.
+    cands: Vec<Vec<u16>>,
+    /// Per ASCII byte, whether a failregex outside the set can start with it.
+    others: [bool; 128],
+    /// Per set pattern, searchers for strings one of which every match contains (`None`:
+    /// no such case-sensitive set).
+    lits: Vec<Option<Vec<memchr::memmem::Finder<'static>>>>,
+    /// Per set pattern, whether it is nofail + forget ([`Rx::forget_nofail`]).
+    forget: Vec<bool>,
+}
+
+impl ByFirst {
+    /// What can match `body` (an ASCII text): the set patterns that can start with its
+    /// first byte and whose literals it contains.
+    fn left(&self, body: &str) -> Left {
+        let Some(&b) = body.as_bytes().first().filter(|b| b.is_ascii()) else {
+            return Left::Many;
+        };
+        let (mut n, mut last, mut all_forget) = (0, 0, true);
+        for &k in &self.cands[usize::from(b)] {
+            let k = usize::from(k);
+            if let Some(l) = &self.lits[k] {
+                if !l.iter().any(|x| x.find(body.as_bytes()).is_some()) {
+                    continue;
+                }
+            }
+            n += 1;
+            last = k;
+            all_forget &= self.forget[k];
+        }
+        match n {
+            0 => Left::None,
+            _ if all_forget && !self.others[usize::from(b)] => Left::Forget,
+            1 if !self.forget[last] => Left::One(last),
+            _ => Left::Many,
+        }
+    }
+}
+
+/// [`ByFirst`] for the set patterns `pats` (anchored at the start); `lits(k)`: set
+/// pattern `k`'s case-sensitive literals; `forget(k)`: it is nofail + forget; `others`:
+/// the first byte of each failregex outside the set, `None` when it could be any. `None`
+/// when there are too many patterns.
 fn first_byte_table(
     pats: &[String],
+    lits: impl Fn(usize) -> Option<Vec<String>>,
     forget: impl Fn(usize) -> bool,
     others: &[Option<u8>],
 ) -> Option<Box<ByFirst>> {
-    if pats.len() >= usize::from(FIRST_MANY) {
+    if pats.len() > usize::from(u16::MAX) {
         return None;
     }
     let mut t = Box::new(ByFirst {
-        pick: [FIRST_NONE; 128],
-        forget: [false; 128],
+        cands: vec![Vec::new(); 128],
+        others: [false; 128],
+        lits: (0..pats.len())
+            .map(|k| {
+                lits(k).map(|l| {
+                    l.iter()
+                        .map(|x| memchr::memmem::Finder::new(x.as_bytes()).into_owned())
+                        .collect()
+                })
+            })
+            .collect(),
+        forget: (0..pats.len()).map(&forget).collect(),
     });
-    // (candidates, nofail + forget candidates) per byte
-    let mut count = [(0usize, 0usize); 128];
     for (k, p) in pats.iter().enumerate() {
         // (ASCII classes: the table serves ASCII texts only, where they agree. A parser
         // that failed cannot be used again, hence one per pattern.)
@@ -708,21 +758,12 @@ fn first_byte_table(
                 None => true,
             };
             if can {
-                let c = &mut count[usize::from(b)];
-                c.0 += 1;
-                c.1 += usize::from(forget(k));
-                t.pick[usize::from(b)] = if c.0 == 1 && !forget(k) {
-                    k as u16
-                } else {
-                    FIRST_MANY
-                };
+                t.cands[usize::from(b)].push(k as u16);
             }
         }
     }
     for b in 0..128u8 {
-        let (n, f) = count[usize::from(b)];
-        let other = others.iter().any(|o| o.is_none_or(|x| x == b));
-        t.forget[usize::from(b)] = n > 0 && n == f && !other;
+        t.others[usize::from(b)] = others.iter().any(|o| o.is_none_or(|x| x == b));
     }
     Some(t)
 }
@@ -1178,7 +1219,16 @@ impl F2bFilter {
                     .filter(|&i| set_index[i].is_none())
                     .map(|i| fail[i].lead.as_ref().map(|l| l.as_bytes()[0]))
                     .collect();
-                first_byte_table(&set.pats, |k| fail[set_fail[k]].forget_nofail, &others)
+                let lits = |k: usize| match fail[set_fail[k]].literals() {
+                    Some((l, false)) => Some(l.to_vec()),
+                    _ => None,
+                };
+                first_byte_table(
+                    &set.pats,
+                    lits,
+                    |k| fail[set_fail[k]].forget_nofail,
+                    &others,
+                )
             }
             _ => None,
         };
@@ -1404,22 +1454,21 @@ impl F2bFilter {
                     // no live cache entry for the line's multi-line id, a match yields
                     // nothing and changes nothing, and so does no match (the search that
                     // finds which would end the same way, see find_failure).
-                    if let (Some(t), Some(m), Some(&b), true) = (
-                        &self.by_first,
-                        known_mlfid_end,
-                        body.as_bytes().first(),
-                        ascii,
-                    ) {
-                        if b < 0x80
-                            && t.forget[usize::from(b)]
-                            && !state.check_all
-                            && self.ignore.is_empty()
-                            && !has_live_mlfid(state, &msg[..m], now)
+                    let mut left = match (&self.by_first, ascii) {
+                        (Some(t), true) => t.left(body),
+                        _ => Left::Many,
+                    };
+                    if left == Left::Forget {
+                        if let (Some(m), false, true) =
+                            (known_mlfid_end, state.check_all, self.ignore.is_empty())
                         {
-                            return Vec::new();
+                            if !has_live_mlfid(state, &msg[..m], now) {
+                                return Vec::new();
+                            }
                         }
+                        left = Left::Many;
                     }
-                    if !self.may_match(&mut state.dfa, body, ascii, &mut set_hits) {
+                    if !self.may_match(&mut state.dfa, body, ascii, left, &mut set_hits) {
                         return Vec::new();
                     }
                 }
@@ -1461,19 +1510,16 @@ impl F2bFilter {
         caches: &mut DfaCaches,
         buf: &str,
         ascii: bool,
+        left: Left,
         hits: &mut Option<Hits>,
     ) -> bool {
         if let Some(set) = &self.set {
             let mut h = Hits::default();
-            let pick = match (&self.by_first, ascii, buf.as_bytes().first()) {
-                (Some(t), true, Some(&b)) if b < 0x80 => t.pick[usize::from(b)],
-                _ => FIRST_MANY,
-            };
-            let any = if pick == FIRST_NONE {
+            let any = if left == Left::None {
                 h.first = Some(None);
                 false
-            } else if pick != FIRST_MANY {
-                h.only = Some(usize::from(pick));
+            } else if let Left::One(k) = left {
+                h.only = Some(k);
                 true
             } else {
                 let first = self
@@ -2396,9 +2442,16 @@ mod tests {
         // By the first byte, only nofail + forget failregexes can match "Closed",
         // "Gone" and "Accepted" lines.
         let t = fast.by_first.as_ref().expect("first-byte table");
-        let forget = |c: u8| t.forget[usize::from(c)];
-        assert!(forget(b'C') && forget(b'G') && forget(b'A'));
-        assert!(!forget(b'F') && !forget(b'T') && !forget(b'x'));
+        for text in [
+            "Closed by 192.0.2.1",
+            "Gone by 192.0.2.1",
+            "Accepted for x from 192.0.2.1",
+        ] {
+            assert_eq!(t.left(text), Left::Forget, "{text:?}");
+        }
+        assert_eq!(t.left("Failed for x from 192.0.2.1"), Left::One(0));
+        assert_eq!(t.left("Try for x from 192.0.2.1"), Left::One(1));
+        assert_eq!(t.left("Closing soon"), Left::None);
         let mut slow = fast.clone();
         slow.fail.iter_mut().for_each(|r| r.forget_nofail = false);
         slow.by_first = None;
@@ -2875,21 +2928,33 @@ mod tests {
             r"^\s*Sure <F-USER>\w*</F-USER> at <HOST>$",
         ]);
         let t = load(d.clone()).by_first.expect("first-match search: table");
-        let at = |b: u8| t.pick[usize::from(b)];
+        let at = |text: &str| t.left(text);
         // Set indices: 0 pam, 1 and 2 Conn, 3 xyz, 4 Gone (nofail + forget), 5 the last.
-        assert_eq!(at(b'p'), 0);
-        assert_eq!(at(b'C'), FIRST_MANY);
-        assert_eq!((at(b'x'), at(b'X')), (3, 3), "case-insensitive");
+        assert_eq!(at("pam_x fail for u from 192.0.2.1"), Left::One(0));
+        assert_eq!(at("pam_x"), Left::None, "its literals are missing");
         assert_eq!(
-            at(b'G'),
-            FIRST_MANY,
-            "the first-match search serves nofail + forget"
+            at("Conn closed by 192.0.2.1"),
+            Left::One(1),
+            "by the literals"
         );
-        assert_eq!((at(b'S'), at(b' '), at(b'\t')), (5, 5, 5));
+        assert_eq!(at("Conn closed by Conn reset by 192.0.2.1"), Left::Many);
         assert_eq!(
-            (at(b'-'), at(b'B'), at(b'_')),
-            (FIRST_NONE, FIRST_NONE, FIRST_NONE)
+            (at("xyz from 192.0.2.1"), at("XYZ")),
+            (Left::One(3), Left::One(3)),
+            "(?i): no literals to check, the only one by its first byte"
         );
+        assert_eq!(
+            at("Gone by 192.0.2.1"),
+            Left::Forget,
+            "nofail + forget, nothing else"
+        );
+        assert_eq!(at("Bad x"), Left::None, "only outside the set");
+        for text in ["Sure bob at 192.0.2.1", " Sure b at 1", "\tSure b at 1"] {
+            assert_eq!(at(text), Left::One(5), "{text:?}");
+        }
+        for text in ["-", "B", "_", ""] {
+            assert!(matches!(at(text), Left::None | Left::Many), "{text:?}");
+        }
         // The pattern's own search (the one the table leads to) against the general one,
         // on ASCII and other texts.
         let pam = &load(d.clone()).fail[1];
