@@ -289,33 +289,29 @@ impl PyRegex {
     /// DFA pass that would first look for the match. Same result as [`PyRegex::search`]
     /// in every case.
     pub fn search_matching(&self, text: &str, caps: &mut Caps) -> Search {
-        self.search_matching_with(text, caps, true)
+        self.search_matching_with(text, caps, true, false)
     }
 
     /// [`PyRegex::search`] for a linear pattern that may well match (the only candidate
     /// of a first-byte check): our backtracker answers on an ASCII text, match or not
     /// (its "no match" is final: it tried every path); the step limit and other texts
-    /// take [`PyRegex::search_matching`]. Same result as [`PyRegex::search`] in every
-    /// case.
+    /// take regex-automata's bounded backtracker, as in [`PyRegex::search_matching`].
+    /// Same result as [`PyRegex::search`] in every case.
     pub fn search_linear(&self, text: &str, caps: &mut Caps) -> Search {
-        if let Engine::Linear(l) = &self.engine {
-            let bts = l
-                .capturers
-                .get_or_init(|| Capturers::new(&self.source, self.multiline));
-            if let (true, Some(p)) = (text.is_ascii(), &bts.prog) {
-                match p.search(text, 0, text.len(), &mut caps.slots) {
-                    Ok(true) => return Search::Match,
-                    Ok(false) => return Search::NoMatch,
-                    Err(StepLimit) => {}
-                }
-            }
-        }
-        self.search_matching(text, caps)
+        self.search_matching_with(text, caps, true, true)
     }
 
     /// [`PyRegex::search_matching`]; `ours`: our backtracker may find the groups (an
     /// ASCII text, a pattern it agrees on); else regex-automata's bounded backtracker.
-    fn search_matching_with(&self, text: &str, caps: &mut Caps, ours: bool) -> Search {
+    /// `no_is_final`: our backtracker's "no match" is the answer (else the bounded
+    /// backtracker decides it too).
+    fn search_matching_with(
+        &self,
+        text: &str,
+        caps: &mut Caps,
+        ours: bool,
+        no_is_final: bool,
+    ) -> Search {
         let Engine::Linear(l) = &self.engine else {
             return self.search(text, caps);
         };
@@ -324,10 +320,12 @@ impl PyRegex {
             .get_or_init(|| Capturers::new(&self.source, self.multiline));
         let ascii = text.is_ascii();
         if let (true, Some(p)) = (ours && ascii, &bts.prog) {
-            // `slots` is written only on a match. No match (which the caller says cannot
-            // be) or the step limit: the bounded backtracker below decides.
-            if let Ok(true) = p.search(text, 0, text.len(), &mut caps.slots) {
-                return Search::Match;
+            // `slots` is written only on a match. No match (unless final) or the step
+            // limit: the bounded backtracker below decides.
+            match p.search(text, 0, text.len(), &mut caps.slots) {
+                Ok(true) => return Search::Match,
+                Ok(false) if no_is_final => return Search::NoMatch,
+                Ok(false) | Err(StepLimit) => {}
             }
         }
         let Some(bt) = bts.for_text(&l.pattern, ascii) else {
@@ -508,7 +506,7 @@ mod tests {
             assert_eq!(re.search(t, &mut a), Search::Match, "{t:?}");
             // (the bounded backtrackers, not ours)
             assert_eq!(
-                re.search_matching_with(t, &mut b, false),
+                re.search_matching_with(t, &mut b, false, false),
                 Search::Match,
                 "{t:?}"
             );
@@ -621,8 +619,14 @@ mod tests {
                     continue;
                 }
                 let (mut a, mut b) = (Caps::default(), Caps::default());
-                assert_eq!(re.search_matching_with(t, &mut a, true), Search::Match);
-                assert_eq!(re.search_matching_with(t, &mut b, false), Search::Match);
+                assert_eq!(
+                    re.search_matching_with(t, &mut a, true, false),
+                    Search::Match
+                );
+                assert_eq!(
+                    re.search_matching_with(t, &mut b, false, false),
+                    Search::Match
+                );
                 let spans = |c: &Caps| (0..=re.groups()).map(|g| c.get(g)).collect::<Vec<_>>();
                 assert_eq!(spans(&a), spans(&b), "{p} on {t:?}");
                 tried += 1;
